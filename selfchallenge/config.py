@@ -1,0 +1,256 @@
+"""Typed experiment configuration.
+
+Every section is a dataclass; `load_config` merges, in order: the dataclass defaults, a YAML file (optional) and
+`key=value` overrides from the command line (OmegaConf dotlist syntax, e.g. `learner.lr=1e-5
+envs=[{name:retail}]`). Unknown keys, wrong types and out-of-range choices raise `ConfigError`, whose message
+names the key and says how to fix it. The resolved config is saved as `config.yaml` in the run directory.
+The reference for every key is docs/config.md; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+ENV_NAMES = ("calculation", "web_browsing", "retail", "airline")
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "ray_jobs", "configs")
+
+
+class ConfigError(ValueError):
+    """A configuration problem the user must fix; the message names the key."""
+
+
+@dataclass
+class EnvSpec:
+    name: str = "calculation"
+    # Environment-specific world options: `domain`, `seed`, `data_dir`, sizes... (see docs/environments.md).
+    env_config: dict[str, Any] = field(default_factory=dict)
+    # Relative weight of this environment when the challenger's task budget is split between environments.
+    weight: float = 1.0
+
+
+@dataclass
+class ModelConfig:
+    # A Hugging Face model folder or hub id; "tiny" builds (once) the tiny local model into <run_dir>/../models.
+    path: str = "tiny"
+    # Used only when path == "tiny": size of the randomly initialised model.
+    tiny_hidden_size: int = 128
+    tiny_layers: int = 2
+    tiny_heads: int = 2
+    # Optional separate teacher for mode=distill (same format as `path`).
+    teacher_path: str = ""
+    dtype: str = "auto"  # auto = bfloat16 on GPU, float32 on CPU
+
+
+@dataclass
+class EngineConfig:
+    num_engines: int = 1
+    tensor_parallel_size: int = 1
+    max_model_len: int = 2048
+    # GPU: fraction of GPU memory for weights + KV cache. CPU: ignored in favour of cpu_kvcache_space_gb.
+    gpu_memory_utilization: float = 0.85
+    cpu_kvcache_space_gb: float = 1.0
+    cpu_threads: int = 0  # 0 = let vLLM choose (OMP threads) from the actor's CPUs
+    num_cpus_per_engine: float = 1.0
+    enforce_eager: bool = True
+    max_num_seqs: int = 64
+    seed: int = 0
+    start_timeout_s: float = 300.0
+    request_timeout_s: float = 600.0
+    weight_sync_timeout_s: float = 300.0
+
+
+@dataclass
+class SamplingConfig:
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int = 256  # per model turn
+
+
+@dataclass
+class SandboxConfig:
+    backend: str = "auto"  # auto | docker | bwrap  (auto: docker when a daemon answers, else bwrap)
+    image: str = "selfchallenge-sandbox:1"
+    num_workers: int = 2  # warm containers / bwrap workers for one-shot jobs (task checks, program runs)
+    max_sessions: int = 32  # extra workers that host executor/challenger sessions (one session per worker)
+    memory_mb: int = 512  # per worker (docker --memory); also the address-space limit of each program
+    cpus: float = 1.0  # per container
+    pids_limit: int = 64
+    tmpfs_mb: int = 64  # scratch space inside the sandbox
+    program_timeout_s: float = 5.0  # one program (verifier, solution, failure case, code action)
+    host_grace_s: float = 5.0  # the host kills and replaces a worker this long after a job's own deadline
+    max_output_chars: int = 2000  # stdout kept per program/code action (tool outputs are capped the same)
+    max_result_bytes: int = 8_000_000  # largest result line a worker may send (state snapshots included)
+    data_dirs: list[str] = field(default_factory=list)  # extra read-only mounts (env data dirs are added automatically)
+
+
+@dataclass
+class ChallengerConfig:
+    tasks_per_iteration: int = 16
+    explore_turns: int = 4
+    min_failure_cases: int = 1
+    max_tokens: int = 768  # for the final Code-as-Task turn
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    dedup_threshold: float = 0.9  # instruction/verifier similarity above which a task counts as a duplicate
+
+
+@dataclass
+class ExecutorConfig:
+    samples_per_task: int = 4  # k rollouts per kept task
+    max_turns: int = 10
+    max_episode_tokens: int = 1536
+    action_format: str = "code"  # code | json
+    concurrency: int = 16  # episodes in flight at once (continuous batching across episodes)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    user_model: str = "policy"  # policy | frozen: which engine plays the simulated user in retail/airline
+
+
+@dataclass
+class LearnerConfig:
+    algorithm: str = "rft"  # rft | sft | reinforce | rloo | grpo | drgrpo | ppo
+    num_learners: int = 1
+    zero_stage: int = 0  # 0 | 2 | 3
+    lr: float = 1e-5
+    lr_schedule: str = "constant"  # constant | cosine | linear
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    epochs: int = 1  # passes over each iteration's trajectories
+    micro_batch_tokens: int = 4096  # token budget of one micro-batch (sequences are packed greedily)
+    gradient_checkpointing: bool = False
+    # Algorithm knobs (used only by the algorithms that name them in their docstring).
+    failure_weight: float = 0.0  # rft/sft: weight of reward-0 trajectories (distillation on failures)
+    clip_eps: float = 0.2  # ppo/grpo ratio clip
+    kl_coef: float = 0.0  # > 0 loads a frozen reference model
+    normalize_advantages_by_role: bool = True
+    seed: int = 0
+
+
+@dataclass
+class EvalConfig:
+    every: int = 1  # evaluate after every N iterations (0 = only before and after)
+    num_samples: int = 1  # n episodes per benchmark task (Pass@1 averaged over n, Pass@k with k = n)
+    # Benchmark task sources per environment; empty = the project's held-out generated tasks.
+    m3tooleval_tasks: str = ""  # path to an M3ToolEval tasks.json (calculation and web_browsing)
+    taubench_tasks: dict[str, str] = field(default_factory=dict)  # env name -> tasks_*.json
+    heldout_tasks: str = ""  # a JSONL of Code-as-Task records kept apart from training
+    max_tasks: int = 0  # 0 = all
+    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(temperature=0.0))
+
+
+@dataclass
+class RayConfig:
+    address: str = ""  # "" = start a local Ray; "auto" or "ray://host:port" to join a cluster
+    num_cpus: int = 0  # local mode only; 0 = all
+
+
+@dataclass
+class RunConfig:
+    run_dir: str = "runs/default"
+    seed: int = 0
+    mode: str = "self_improve"  # self_improve | distill
+    iterations: int = 1
+    envs: list[EnvSpec] = field(default_factory=lambda: [EnvSpec()])
+    model: ModelConfig = field(default_factory=ModelConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
+    challenger: ChallengerConfig = field(default_factory=ChallengerConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
+
+
+_CHOICES = {
+    "mode": ("self_improve", "distill"),
+    "sandbox.backend": ("auto", "docker", "bwrap"),
+    "executor.action_format": ("code", "json"),
+    "executor.user_model": ("policy", "frozen"),
+    "learner.algorithm": ("rft", "sft", "reinforce", "rloo", "grpo", "drgrpo", "ppo"),
+    "learner.zero_stage": (0, 2, 3),
+    "learner.lr_schedule": ("constant", "cosine", "linear"),
+}
+_POSITIVE = (
+    "iterations", "engine.num_engines", "engine.tensor_parallel_size", "engine.max_model_len",
+    "sandbox.num_workers", "sandbox.memory_mb", "sandbox.program_timeout_s", "challenger.tasks_per_iteration",
+    "executor.samples_per_task", "executor.max_turns", "executor.concurrency", "learner.num_learners",
+    "learner.micro_batch_tokens", "learner.epochs",
+)
+
+
+def _lookup(cfg: RunConfig, dotted: str) -> Any:
+    value: Any = cfg
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def validate(cfg: RunConfig) -> RunConfig:
+    for key, choices in _CHOICES.items():
+        value = _lookup(cfg, key)
+        if value not in choices:
+            raise ConfigError(f"{key}={value!r} is not one of {list(choices)}; set {key} to one of them")
+    for key in _POSITIVE:
+        if _lookup(cfg, key) <= 0:
+            raise ConfigError(f"{key}={_lookup(cfg, key)!r} must be > 0")
+    if not cfg.envs:
+        raise ConfigError("envs is empty; give at least one environment, e.g. envs=[{name:calculation}]")
+    for i, spec in enumerate(cfg.envs):
+        if spec.name not in ENV_NAMES:
+            raise ConfigError(f"envs[{i}].name={spec.name!r} is not one of {list(ENV_NAMES)}")
+        data_dir = spec.env_config.get("data_dir")
+        if data_dir and not os.path.isdir(data_dir):
+            raise ConfigError(f"envs[{i}].env_config.data_dir={data_dir!r} is not a directory")
+    if cfg.mode == "distill" and not cfg.model.teacher_path:
+        raise ConfigError("mode=distill needs model.teacher_path (the teacher that writes tasks and trajectories)")
+    if cfg.learner.algorithm in ("grpo", "drgrpo", "rloo") and cfg.executor.samples_per_task < 2:
+        raise ConfigError(
+            f"learner.algorithm={cfg.learner.algorithm} needs a group: set executor.samples_per_task >= 2"
+        )
+    return cfg
+
+
+def _to_omegaconf_errors(exc: Exception) -> ConfigError:
+    # OmegaConf errors carry the offending key in `full_key`; restate them in one line the user can act on.
+    key = getattr(exc, "full_key", None) or "?"
+    msg = str(exc).splitlines()[0]
+    if type(exc).__name__ == "ConfigKeyError":
+        return ConfigError(f"unknown config key {key!r}: {msg}. See docs/config.md for the valid keys")
+    return ConfigError(f"bad value for config key {key!r}: {msg}")
+
+
+def load_config(path: str | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Defaults <- YAML file <- `key=value` overrides; returns a validated RunConfig."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        merged = OmegaConf.structured(RunConfig)
+        if path:
+            if not os.path.exists(path):
+                raise ConfigError(f"config file {path!r} does not exist (configs ship in {CONFIG_DIR})")
+            merged = OmegaConf.merge(merged, OmegaConf.load(path))
+        for item in overrides or []:
+            if "=" not in item:
+                raise ConfigError(f"override {item!r} is not of the form key=value")
+            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([item]))
+        cfg = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as exc:
+        raise _to_omegaconf_errors(exc) from None
+    except Exception as exc:  # yaml parse errors and the like
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"cannot read config {path!r}: {exc}") from None
+    return validate(cfg)
+
+
+def to_yaml(cfg: RunConfig) -> str:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def to_dict(cfg: Any) -> dict:
+    return dataclasses.asdict(cfg)
