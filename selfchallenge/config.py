@@ -173,10 +173,20 @@ _CHOICES = {
     "learner.lr_schedule": ("constant", "cosine", "linear"),
 }
 _POSITIVE = (
-    "iterations", "engine.num_engines", "engine.tensor_parallel_size", "engine.max_model_len",
-    "sandbox.num_workers", "sandbox.memory_mb", "sandbox.program_timeout_s", "challenger.tasks_per_iteration",
-    "executor.samples_per_task", "executor.max_turns", "executor.concurrency", "learner.num_learners",
-    "learner.micro_batch_tokens", "learner.epochs",
+    "iterations",
+    "engine.num_engines",
+    "engine.tensor_parallel_size",
+    "engine.max_model_len",
+    "sandbox.num_workers",
+    "sandbox.memory_mb",
+    "sandbox.program_timeout_s",
+    "challenger.tasks_per_iteration",
+    "executor.samples_per_task",
+    "executor.max_turns",
+    "executor.concurrency",
+    "learner.num_learners",
+    "learner.micro_batch_tokens",
+    "learner.epochs",
 )
 
 

@@ -11,7 +11,8 @@ Every `make_env(...)` call returns an environment with a fresh, untouched world.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 # Tool outputs longer than this are cut (M3ToolEval's limit; the same cap serves all environments).
 MAX_TOOL_OUTPUT_CHARS = 2000

@@ -7,7 +7,7 @@ intact; lists of tensors do not). Names are Hugging Face parameter names (`model
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 DEFAULT_BUCKET_BYTES = 256 * 1024 * 1024
 

@@ -17,8 +17,9 @@ import dataclasses
 import hashlib
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 _OBJECT_FIELDS = ("env_config", "provenance", "check")
 REQUIRED_FIELDS = ("id", "env", "env_config", "instruction", "verifier", "solution", "failure_cases")
