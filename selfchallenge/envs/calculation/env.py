@@ -1,0 +1,97 @@
+"""The `calculation` environment: M3ToolEval's four calculation domains behind one interface. Stdlib only.
+
+env_config:
+- `domain`: one of tools.DOMAINS, or "all" (default) for the union of the four domains' tools (24 tools, no
+  name collisions);
+- `data_dir`: a folder laid out like shared/data/m3tooleval; the travel tables come from its tables.json;
+- `seed` (default 0): without data_dir, the travel tables are generated from this seed.
+Only the travel domain has a world; the other domains are pure functions.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+from ..base import Environment
+from ..toolkit import CallLog, ToolDoc, openai_schema, spread_json_arguments
+from . import tools as domain_tools
+from .world import travel_world
+
+ALL_DOMAINS = "all"
+TRAVEL = "travel_itinerary_planning"
+CONFIG_KEYS = ("domain", "data_dir", "seed")
+
+
+class CalculationEnv(Environment):
+    name = "calculation"
+
+    def __init__(self, env_config: dict | None = None):
+        super().__init__(env_config)
+        unknown = sorted(set(self.env_config) - set(CONFIG_KEYS))
+        if unknown:
+            raise ValueError(f"calculation env_config has unknown key(s) {unknown}; allowed keys: {list(CONFIG_KEYS)}")
+        self.domain = str(self.env_config.get("domain") or ALL_DOMAINS)
+        if self.domain != ALL_DOMAINS and self.domain not in domain_tools.DOMAINS:
+            raise ValueError(
+                f"calculation env_config.domain={self.domain!r} is unknown; "
+                f"choose one of {[ALL_DOMAINS, *domain_tools.DOMAINS]}"
+            )
+        seed = self.env_config.get("seed", 0)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ValueError(f"calculation env_config.seed must be an integer, got {seed!r}")
+        self.domains = list(domain_tools.DOMAINS) if self.domain == ALL_DOMAINS else [self.domain]
+        self.world = travel_world(self.env_config) if TRAVEL in self.domains else None
+
+        self._log = CallLog()
+        self._docs: dict[str, ToolDoc] = {}
+        self._tools: dict[str, Callable[..., Any]] = {}
+        for domain in self.domains:
+            functions = (
+                domain_tools.make_travel_tools(self.world) if domain == TRAVEL else domain_tools.PURE_TOOLS[domain]
+            )
+            for doc in domain_tools.TOOL_DOCS[domain]:
+                self._docs[doc.name] = doc
+                self._tools[doc.name] = self._log.wrap(doc.name, functions[doc.name])
+
+    # --- Environment interface -------------------------------------------------------------------------
+    def tools(self) -> dict[str, Callable[..., Any]]:
+        return dict(self._tools)
+
+    def tool_docs(self) -> list[dict]:
+        """[{"name", "description", "signature"}] in benchmark order: what an M3ToolEval prompt lists."""
+        return [doc.as_dict() for doc in self._docs.values()]
+
+    def tool_specs(self) -> list[dict]:
+        return [openai_schema(doc) for doc in self._docs.values()]
+
+    def describe(self) -> str:
+        lines = [f"Calculation environment ({self.domain}). Tools are plain Python functions."]
+        lines += [f"- {domain_tools.DOMAIN_SUMMARIES[domain]}" for domain in self.domains]
+        if self.world is not None:
+            dates = sorted({flight["date"] for flight in self.world["flights"]})
+            lines.append(f"  Travel locations: {', '.join(self.world['locations'])}.")
+            lines.append(f"  Flights are scheduled on: {', '.join(dates)}.")
+        return "\n".join(lines)
+
+    def snapshot(self) -> dict:
+        state: dict[str, Any] = {"domain": self.domain, **self._log.snapshot()}
+        if self.world is not None:
+            state["tables"] = {
+                "source": self.world["source"],
+                "locations": list(self.world["locations"]),
+                "flights": copy.deepcopy(self.world["flights"]),
+                "hotels": copy.deepcopy(self.world["hotels"]),
+            }
+        return state
+
+    def call_tool(self, name: str, arguments: dict | list | None = None) -> str:
+        """JSON tool calls; for `*args` tools a keyword list ({"args": [...]}, {"preferences": [...]}) is spread."""
+        doc = self._docs.get(name)
+        if doc is not None:
+            try:
+                arguments = spread_json_arguments(doc, arguments)
+            except TypeError as exc:
+                return f"Error: {exc}"
+        return super().call_tool(name, arguments)
