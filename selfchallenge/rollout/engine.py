@@ -1,0 +1,608 @@
+"""The rollout engine: a Ray actor wrapping vLLM's AsyncLLM for token-in/token-out generation and weight sync.
+
+One `RolloutEngine` actor owns one vLLM engine. Many concurrent `generate` calls are batched continuously by
+vLLM. Weights arrive in one of two ways (see rollout/worker_extension.py):
+
+* `update_weights(buckets, version)`: packed safetensors blobs (`weight_transfer.pack_buckets`) sent through
+  Ray and reloaded in place by the worker extension. Tested on CPU; also works on GPU.
+* NCCL (GPU only, not exercised on the CPU machines): build the engines with `weight_transfer="nccl"`, and drive
+  vLLM's native transfer from the learner with `NCCLTrainerWeightTransferEngine` and `EngineWeightSyncClient`:
+
+      from vllm.distributed.weight_transfer import ModuleSource
+      from vllm.distributed.weight_transfer.nccl_engine import NCCLTrainerInitInfo, NCCLTrainerWeightTransferEngine
+      client = EngineWeightSyncClient(engines, tp, timeout_s=cfg.engine.weight_sync_timeout_s)
+      sender = NCCLTrainerWeightTransferEngine.trainer_init(
+          NCCLTrainerInitInfo(master_address=ip, master_port=port, world_size=1 + num_engines * tp, rank=0),
+          client=client, source=ModuleSource(model))
+      client.next_version = version; sender.send_weights()      # pause, broadcast, reload, bump, resume
+
+Every update pauses generation in "wait" mode (in-flight requests finish on the old weights; new ones queue),
+clears the prefix cache, reloads, sets the new weight version and resumes, so every sequence is sampled by a
+single weight version, which `generate` reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+import uuid
+from typing import Any
+
+from selfchallenge.config import EngineConfig
+
+logger = logging.getLogger(__name__)
+
+GIB = 1 << 30
+WORKER_EXTENSION = "selfchallenge.rollout.worker_extension.WeightSyncExtension"
+# vLLM's CPU attention kernels (CPUAttentionBackend.get_supported_head_sizes in vLLM 0.32), used when vLLM
+# cannot be imported in the driver.
+CPU_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)
+SAMPLING_KEYS = frozenset(
+    {
+        "temperature", "top_p", "top_k", "min_p", "max_tokens", "min_tokens", "stop", "stop_token_ids", "seed",
+        "n", "ignore_eos", "include_stop_str_in_output", "repetition_penalty", "presence_penalty",
+        "frequency_penalty", "skip_special_tokens",
+    }
+)  # fmt: skip
+
+
+class EngineStartError(RuntimeError):
+    """vLLM could not start; the message says which input to change."""
+
+
+class WeightSyncError(RuntimeError):
+    """A weight update was refused or failed in the vLLM worker; the engine keeps its previous version number."""
+
+
+def _worker_error(exc: BaseException) -> str:
+    """The worker's own message out of vLLM's collective_rpc wrapper ("... Worker failed with error '...'")."""
+    text = str(exc)
+    marker = "Worker failed with error '"
+    if marker in text:
+        text = text.split(marker, 1)[1].rsplit("', please check", 1)[0]
+    return text
+
+
+def resolve_dtype(dtype: str, on_gpu: bool) -> str:
+    """ModelConfig.dtype "auto" means bfloat16 on GPU and float32 on CPU (tiny models are float32)."""
+    if dtype == "auto":
+        return "bfloat16" if on_gpu else "float32"
+    return dtype
+
+
+def _looks_like_hub_id(model_path: str) -> bool:
+    return model_path.count("/") == 1 and not model_path.startswith(("/", ".", "~"))
+
+
+def check_model_for_engine(
+    model_path: str, on_gpu: bool, cfg: EngineConfig | None = None, dtype: str = "auto"
+) -> dict[str, Any]:
+    """Fail fast, before a slow engine start, on problems vLLM reports obscurely from its engine process.
+
+    Checks that the folder exists and holds a config.json, the head size on CPU and (on CPU, given `cfg`) that
+    the KV cache holds one sequence of engine.max_model_len tokens. Returns the HF config dict ({} for a hub id).
+    """
+    if not os.path.exists(model_path):
+        if _looks_like_hub_id(model_path):
+            return {}  # vLLM resolves hub ids itself (needs network access or a populated HF cache)
+        raise EngineStartError(
+            f"model path {model_path!r} does not exist; set model.path to a Hugging Face model folder "
+            "(or model.path=tiny to build the tiny local model)"
+        )
+    config_path = os.path.join(model_path, "config.json")
+    if not os.path.isfile(config_path):
+        raise EngineStartError(f"model folder {model_path!r} has no config.json; it is not a Hugging Face model folder")
+    with open(config_path) as handle:
+        hf_config = json.load(handle)
+    hf_config = hf_config.get("text_config", hf_config)
+    heads = hf_config.get("num_attention_heads")
+    head_dim = hf_config.get("head_dim") or (hf_config["hidden_size"] // heads if heads else None)
+    if on_gpu or head_dim is None:
+        return hf_config
+    supported = _cpu_head_sizes()
+    if head_dim not in supported:
+        raise EngineStartError(
+            f"model {model_path!r} has head_dim={head_dim}, which vLLM's CPU attention does not support; "
+            f"head_dim must be one of {list(supported)} on CPU (for the tiny model choose "
+            "model.tiny_hidden_size / model.tiny_heads = 64, e.g. hidden 128 with 2 heads)"
+        )
+    if cfg is not None:
+        kv_heads = hf_config.get("num_key_value_heads") or heads
+        dtype_bytes = 4 if resolve_dtype(dtype, on_gpu) in ("float32", "float") else 2
+        per_token = 2 * hf_config.get("num_hidden_layers", 1) * kv_heads * head_dim * dtype_bytes
+        needed = per_token * cfg.max_model_len
+        if needed > cfg.cpu_kvcache_space_gb * GIB:
+            raise EngineStartError(
+                f"not enough memory for the KV cache: one sequence of engine.max_model_len={cfg.max_model_len} "
+                f"tokens needs {needed / GIB:.3f} GiB but engine.cpu_kvcache_space_gb={cfg.cpu_kvcache_space_gb}; "
+                "raise engine.cpu_kvcache_space_gb or lower engine.max_model_len"
+            )
+    return hf_config
+
+
+def check_cpu_memory(cfg: EngineConfig, model_path: str) -> None:
+    """On CPU the KV cache and the weights live in RAM: refuse early if they cannot fit in the free memory."""
+    import psutil
+
+    weights = sum(
+        os.path.getsize(os.path.join(model_path, name))
+        for name in (os.listdir(model_path) if os.path.isdir(model_path) else [])
+        if name.endswith((".safetensors", ".bin"))
+    )
+    wanted = cfg.cpu_kvcache_space_gb * GIB + weights
+    free = psutil.virtual_memory().available
+    if wanted > free:
+        raise EngineStartError(
+            f"not enough memory: engine.cpu_kvcache_space_gb={cfg.cpu_kvcache_space_gb} GiB of KV cache plus "
+            f"{weights / GIB:.2f} GiB of weights exceed the {free / GIB:.1f} GiB of free RAM on this node; lower "
+            "engine.cpu_kvcache_space_gb (or engine.num_engines per node)"
+        )
+
+
+def _cpu_head_sizes() -> tuple[int, ...]:
+    try:
+        from vllm.v1.attention.backends.cpu_attn import CPUAttentionBackend
+
+        return tuple(CPUAttentionBackend.get_supported_head_sizes())
+    except Exception:  # vLLM moved it: fall back to the 0.32 list
+        return CPU_HEAD_SIZES
+
+
+def engine_args(
+    cfg: EngineConfig,
+    model_path: str,
+    dtype: str,
+    on_gpu: bool,
+    weight_transfer: str | None = None,
+    logprobs_mode: str = "processed_logprobs",
+) -> dict[str, Any]:
+    """Keyword arguments for vLLM's `AsyncEngineArgs` from the EngineConfig (pure: no vLLM import)."""
+    args: dict[str, Any] = {
+        "model": model_path,
+        "dtype": resolve_dtype(dtype, on_gpu),
+        "seed": cfg.seed,
+        "max_model_len": cfg.max_model_len,
+        "max_num_seqs": cfg.max_num_seqs,
+        "enforce_eager": cfg.enforce_eager,
+        "tensor_parallel_size": cfg.tensor_parallel_size,
+        "worker_extension_cls": WORKER_EXTENSION,
+        # Logprob of each sampled token under the distribution it was drawn from (after temperature/top-p).
+        "logprobs_mode": logprobs_mode,
+        # Sampling defaults come from our SamplingConfig only, never from the model's generation_config.json.
+        "generation_config": "vllm",
+        "disable_log_stats": True,
+    }
+    if on_gpu:
+        args["gpu_memory_utilization"] = cfg.gpu_memory_utilization
+        args["distributed_executor_backend"] = "ray" if cfg.tensor_parallel_size > 1 else "uni"
+        if weight_transfer:
+            args["weight_transfer_config"] = {"backend": weight_transfer}
+    else:
+        if weight_transfer:
+            raise ValueError(f"weight_transfer={weight_transfer!r} needs GPUs; on CPU weights go as packed blobs")
+        args["kv_cache_memory_bytes"] = max(1, int(cfg.cpu_kvcache_space_gb * GIB))
+        args["distributed_executor_backend"] = "mp"  # vLLM's CPU backend needs its multiprocess executor
+    return args
+
+
+def sampling_params(sampling: dict[str, Any]):
+    """vLLM SamplingParams from a plain dict; always returns the sampled tokens' logprobs, final output only."""
+    from vllm import SamplingParams
+    from vllm.sampling_params import RequestOutputKind
+
+    unknown = sorted(set(sampling) - SAMPLING_KEYS)
+    if unknown:
+        raise ValueError(f"unknown sampling keys {unknown}; allowed: {sorted(SAMPLING_KEYS)}")
+    if sampling.get("n", 1) != 1:
+        raise ValueError(f"sampling n={sampling['n']}: call generate once per sample (n must be 1)")
+    return SamplingParams(**sampling, logprobs=0, output_kind=RequestOutputKind.FINAL_ONLY)
+
+
+class RolloutEngine:
+    """One vLLM engine. Used as a Ray actor (`create_engines`); call `start()` once before anything else."""
+
+    def __init__(
+        self,
+        model_path: str,
+        cfg: EngineConfig,
+        dtype: str = "auto",
+        weight_transfer: str | None = None,
+        logprobs_mode: str = "processed_logprobs",
+    ) -> None:
+        self.model_path = model_path
+        self.cfg = cfg
+        self.dtype = dtype
+        self.weight_transfer = weight_transfer
+        self.logprobs_mode = logprobs_mode
+        self._llm: Any = None
+        self._version = 0
+        self._update_lock = asyncio.Lock()
+        self._started_s = 0.0
+
+    # ----------------------------------------------------------------- lifecycle
+    async def start(self) -> dict[str, Any]:
+        """Build the vLLM engine (20-60 s on CPU). Raises EngineStartError with the cause and the fix."""
+        if self._llm is not None:
+            return self.info()
+        on_gpu = _on_gpu()
+        check_model_for_engine(self.model_path, on_gpu, self.cfg, self.dtype)
+        if not on_gpu:
+            check_cpu_memory(self.cfg, self.model_path)
+        self._set_process_env(on_gpu)
+        args = engine_args(self.cfg, self.model_path, self.dtype, on_gpu, self.weight_transfer, self.logprobs_mode)
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        begin = time.monotonic()
+        try:
+            self._llm = AsyncLLM.from_engine_args(AsyncEngineArgs(**args))
+        except Exception as exc:
+            raise EngineStartError(_explain_start_failure(exc, self.model_path, self.cfg, on_gpu)) from exc
+        await self._llm.update_weight_version(str(self._version))
+        # The first forward pass initialises kernels (~30 s on a busy 2-core CPU); pay it here, not in a rollout.
+        await self.generate([0], {"temperature": 0.0, "max_tokens": 2, "ignore_eos": True}, "warmup")
+        self._started_s = time.monotonic() - begin
+        logger.info("vLLM engine for %s started in %.1f s", self.model_path, self._started_s)
+        return self.info()
+
+    def _set_process_env(self, on_gpu: bool) -> None:
+        # vLLM must start its engine processes with spawn (this actor already runs threads).
+        os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
+        if not on_gpu:
+            # The KV cache size comes from engine.cpu_kvcache_space_gb (kv_cache_memory_bytes); the legacy
+            # VLLM_CPU_KVCACHE_SPACE variable (whole GiB) would override it.
+            os.environ.pop("VLLM_CPU_KVCACHE_SPACE", None)
+            # vLLM's automatic binding pins every engine on a node to the same cores; several engines (or an
+            # explicit thread count) therefore run unpinned with a fixed number of OpenMP threads each.
+            threads = self.cfg.cpu_threads or (
+                max(1, int(self.cfg.num_cpus_per_engine)) if self.cfg.num_engines > 1 else 0
+            )
+            if threads > 0:
+                os.environ["VLLM_CPU_OMP_THREADS_BIND"] = "nobind"
+                os.environ["OMP_NUM_THREADS"] = str(threads)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "model": self.model_path,
+            "device": "gpu" if _on_gpu() else "cpu",
+            "max_model_len": self.cfg.max_model_len,
+            "weight_version": self._version,
+            "startup_s": round(self._started_s, 2),
+            "pid": os.getpid(),
+        }
+
+    def _engine(self) -> Any:
+        if self._llm is None:
+            raise RuntimeError("RolloutEngine.start() has not been called (create_engines calls it)")
+        return self._llm
+
+    async def health(self) -> dict[str, Any]:
+        """Raises if the engine is dead; otherwise returns `info()` plus the number of unfinished requests."""
+        engine = self._engine()
+        await engine.check_health()
+        return {**self.info(), "unfinished_requests": engine.get_num_unfinished_requests()}
+
+    async def shutdown(self) -> None:
+        """Stop vLLM's engine processes; the actor can then be killed."""
+        if self._llm is not None:
+            self._llm.shutdown()
+            self._llm = None
+
+    # ---------------------------------------------------------------- generation
+    async def generate(
+        self, prompt_ids: list[int], sampling: dict[str, Any], request_id: str | None = None
+    ) -> dict[str, Any]:
+        """Sample one continuation of `prompt_ids`.
+
+        Returns `token_ids`, `logprobs` (sampling logprob of each token), `finish_reason` ("stop" | "length" |
+        "abort"), `stop_reason` (None for the end-of-sequence token, else the stop token id or stop string),
+        `text`, `weight_version` and `num_prompt_tokens`. Raises TimeoutError after engine.request_timeout_s.
+        """
+        engine = self._engine()
+        if not prompt_ids:
+            raise ValueError("generate: prompt_ids is empty")
+        if len(prompt_ids) >= self.cfg.max_model_len:
+            raise ValueError(
+                f"generate: prompt of {len(prompt_ids)} tokens does not fit engine.max_model_len="
+                f"{self.cfg.max_model_len}; shorten the episode or raise engine.max_model_len"
+            )
+        room = self.cfg.max_model_len - len(prompt_ids)
+        if sampling.get("max_tokens") is None or sampling["max_tokens"] > room:
+            sampling = {**sampling, "max_tokens": room}  # the model cannot write past its context
+        params = sampling_params(sampling)
+        request_id = request_id or uuid.uuid4().hex
+
+        async def final_output() -> Any:
+            last = None
+            async for output in engine.generate({"prompt_token_ids": list(prompt_ids)}, params, request_id):
+                last = output
+            return last
+
+        try:
+            result = await asyncio.wait_for(final_output(), timeout=self.cfg.request_timeout_s)
+        except asyncio.TimeoutError:
+            raise TimeoutError(
+                f"request {request_id} took longer than engine.request_timeout_s={self.cfg.request_timeout_s} s"
+            ) from None
+        completion = result.outputs[0]
+        token_ids = list(completion.token_ids)
+        logprobs = [float(completion.logprobs[i][tok].logprob) for i, tok in enumerate(token_ids)]
+        spans = completion.weight_versions or []
+        return {
+            "request_id": request_id,
+            "token_ids": token_ids,
+            "logprobs": logprobs,
+            "finish_reason": completion.finish_reason,
+            "stop_reason": completion.stop_reason,
+            "text": completion.text,
+            "weight_version": int(spans[0].version) if spans else self._version,
+            "num_prompt_tokens": len(prompt_ids),
+        }
+
+    # ------------------------------------------------------------ weights (blobs)
+    async def weight_version(self) -> int:
+        return self._version
+
+    async def weight_checksum(self) -> float:
+        """Sum of all parameters (float64) in the first worker: checks that an update landed."""
+        return (await self._engine().collective_rpc("weight_checksum"))[0]
+
+    async def update_weights(self, buckets: list[bytes], version: int) -> dict[str, Any]:
+        """Reload all weights in place from packed safetensors `buckets` and set the weight version.
+
+        Pauses generation (in-flight requests finish on the old weights, new ones wait), reloads, bumps the
+        version, resumes. Waiting and reloading together are bounded by engine.weight_sync_timeout_s. On any
+        failure generation resumes and the version is unchanged (the worker checks names before reloading, so a
+        refused update leaves the old weights in place).
+        """
+        engine = self._engine()
+        if not buckets:
+            raise ValueError("update_weights: no buckets given; pass pack_buckets(model.named_parameters())")
+        timeout = self.cfg.weight_sync_timeout_s
+        async with self._update_lock:
+            begin = time.monotonic()
+            try:
+                stats = await asyncio.wait_for(self._pause_and_reload(buckets), timeout=timeout)
+                self._version = int(version)
+                await engine.update_weight_version(str(self._version))
+            except asyncio.TimeoutError:
+                await self._discard_staged()
+                raise TimeoutError(
+                    f"weight update to version {version} took longer than engine.weight_sync_timeout_s={timeout} s "
+                    "(waiting for in-flight requests included)"
+                ) from None
+            except Exception as exc:
+                await self._discard_staged()
+                raise WeightSyncError(f"weight update to version {version} failed: {_worker_error(exc)}") from exc
+            except BaseException:
+                await self._discard_staged()
+                raise
+            finally:
+                await engine.resume_generation()
+        return {**stats, "weight_version": self._version, "seconds": round(time.monotonic() - begin, 3)}
+
+    async def _pause_and_reload(self, buckets: list[bytes]) -> dict[str, Any]:
+        engine = self._engine()
+        await engine.pause_generation(mode="wait", clear_cache=True)
+        for blob in buckets:
+            await engine.collective_rpc("stage_weight_bucket", args=(blob,))
+        return (await engine.collective_rpc("apply_staged_weights"))[0]
+
+    async def _discard_staged(self) -> None:
+        try:
+            await asyncio.wait_for(self._engine().collective_rpc("discard_staged_weights"), timeout=30)
+        except Exception:  # the engine may be dead; the original error is what matters
+            logger.exception("could not discard staged weights")
+
+    # ------------------------------------------------------------- weights (NCCL)
+    # vLLM's native weight transfer (GPU). The engine must be created with weight_transfer="nccl".
+    async def init_weight_transfer_engine(self, init_info: dict[str, Any]) -> None:
+        """Join the trainer's NCCL group (blocks until the trainer joins too)."""
+        from vllm.distributed.weight_transfer.base import WeightTransferInitRequest
+
+        await self._engine().init_weight_transfer_engine(WeightTransferInitRequest(init_info=init_info))
+
+    async def start_weight_update(self) -> None:
+        """Pause generation (waiting for in-flight requests) and start a layerwise reload."""
+        await self._update_lock.acquire()
+        try:
+            await self._engine().pause_generation(mode="wait", clear_cache=True)
+            await self._engine().start_weight_update()
+        except BaseException:
+            await self._engine().resume_generation()
+            self._update_lock.release()
+            raise
+
+    async def receive_weights(self, update_info: dict[str, Any] | list[dict[str, Any]]) -> None:
+        """Receive one broadcast round (names, dtypes, shapes in `update_info`) from the trainer."""
+        from vllm.distributed.weight_transfer.base import WeightTransferUpdateRequest
+
+        await self._engine().update_weights(WeightTransferUpdateRequest(update_info=update_info))
+
+    async def finish_weight_update(self, version: int | None = None) -> int:
+        """Finalise the reload, set the weight version (default: current + 1) and resume generation."""
+        engine = self._engine()
+        try:
+            self._version = self._version + 1 if version is None else int(version)
+            await engine.finish_weight_update(str(self._version))
+        finally:
+            await engine.resume_generation()
+            if self._update_lock.locked():
+                self._update_lock.release()
+        return self._version
+
+    async def shutdown_weight_transfer_engine(self) -> None:
+        await self._engine().shutdown_weight_transfer_engine()
+
+
+class EngineWeightSyncClient:
+    """vLLM's `VLLMWeightSyncClient` protocol over RolloutEngine actors, for `NCCLTrainerWeightTransferEngine`.
+
+    Every call fans out to all engines and waits at most `timeout_s`. The trainer is NCCL rank 0; engine i's
+    workers get ranks 1 + i*tp ... (i+1)*tp (vLLM adds each worker's rank within its engine to `rank_offset`),
+    so the trainer's `world_size` is 1 + len(engines) * tensor_parallel_size. Set `next_version` before
+    `send_weights()` to label the new weights (default: each engine's current version + 1).
+    """
+
+    def __init__(self, engines: list, tensor_parallel_size: int = 1, timeout_s: float = 300.0) -> None:
+        self.engines = list(engines)
+        self.tensor_parallel_size = tensor_parallel_size
+        self.timeout_s = timeout_s
+        self.next_version: int | None = None
+
+    def _all(self, method: str, *args: Any) -> list:
+        import ray
+
+        return ray.get([getattr(e, method).remote(*args) for e in self.engines], timeout=self.timeout_s)
+
+    def init_weight_transfer_engine(self, init_info: dict[str, Any]) -> None:
+        import ray
+
+        base = init_info.get("rank_offset", 1)
+        refs = [
+            engine.init_weight_transfer_engine.remote(
+                {**init_info, "rank_offset": base + i * self.tensor_parallel_size}
+            )
+            for i, engine in enumerate(self.engines)
+        ]
+        ray.get(refs, timeout=self.timeout_s)
+
+    def shutdown_weight_transfer_engine(self) -> None:
+        self._all("shutdown_weight_transfer_engine")
+
+    def start_weight_update(self) -> None:
+        self._all("start_weight_update")
+
+    def update_weights(self, update_info: dict[str, Any] | list[dict[str, Any]]) -> None:
+        self._all("receive_weights", update_info)
+
+    def finish_weight_update(self, weight_version: str | None = None) -> None:
+        version = int(weight_version) if weight_version is not None else self.next_version
+        self._all("finish_weight_update", version)
+        self.next_version = None
+
+
+def _on_gpu() -> bool:
+    from vllm.platforms import current_platform
+
+    return not current_platform.is_cpu()
+
+
+def _explain_start_failure(exc: BaseException, model_path: str, cfg: EngineConfig, on_gpu: bool) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    chain = exc.__cause__ or exc.__context__
+    if chain is not None:
+        text += f" (caused by {type(chain).__name__}: {chain})"
+    lowered = text.lower()
+    hint = "see the vLLM log above for the root cause"
+    if "memory" in lowered or "kv cache" in lowered or "out of memory" in lowered:
+        hint = (
+            f"not enough memory for the weights and KV cache: lower engine.max_model_len "
+            f"({cfg.max_model_len}) or engine.max_num_seqs ({cfg.max_num_seqs}), or "
+            + (
+                f"raise engine.gpu_memory_utilization ({cfg.gpu_memory_utilization})"
+                if on_gpu
+                else f"lower engine.cpu_kvcache_space_gb ({cfg.cpu_kvcache_space_gb}) / free RAM"
+            )
+        )
+    elif "head size" in lowered or "head_size" in lowered:
+        hint = "the attention backend does not support this model's head_dim"
+    return f"vLLM failed to start for model {model_path!r}: {hint}. {text}"
+
+
+# Placement groups reserved for GPU engines, released by shutdown_engines (keyed by actor id).
+_PLACEMENT_GROUPS: dict[str, Any] = {}
+
+
+def create_engines(
+    cfg: EngineConfig,
+    model_path: str,
+    *,
+    dtype: str = "auto",
+    device: str = "auto",
+    weight_transfer: str | None = None,
+    logprobs_mode: str = "processed_logprobs",
+) -> list:
+    """Start `cfg.num_engines` RolloutEngine actors and wait until all are ready (at most cfg.start_timeout_s).
+
+    CPU: each actor takes `num_cpus_per_engine` CPUs. GPU (`device="gpu"`, or "auto" with GPUs in the Ray
+    cluster): each engine gets a placement group of `tensor_parallel_size` bundles {GPU: 1, CPU: n} packed on one
+    node; with TP 1 the actor itself holds the GPU, with TP > 1 vLLM's Ray executor places its workers in the
+    group. `weight_transfer="nccl"` enables vLLM's native NCCL receiver (GPU only). Returns the actor handles;
+    raises EngineStartError (all started actors are stopped) if any engine fails or times out.
+    """
+    import ray
+    from ray.util.placement_group import placement_group
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    if device not in ("auto", "cpu", "gpu"):
+        raise ValueError(f"device={device!r} must be one of 'auto', 'cpu', 'gpu'")
+    if not ray.is_initialized():
+        raise RuntimeError("create_engines needs Ray: call ray.init() first")
+    on_gpu = device == "gpu" or (device == "auto" and ray.cluster_resources().get("GPU", 0) > 0)
+    check_model_for_engine(model_path, on_gpu, cfg, dtype)
+    actor_cls = ray.remote(RolloutEngine)
+    handles: list = []
+    tp = cfg.tensor_parallel_size
+    for _ in range(cfg.num_engines):
+        options: dict[str, Any] = {"num_cpus": cfg.num_cpus_per_engine, "max_concurrency": 1024}
+        pg = None
+        if on_gpu:
+            pg = placement_group([{"GPU": 1, "CPU": cfg.num_cpus_per_engine}] * tp, strategy="STRICT_PACK")
+            try:
+                ray.get(pg.ready(), timeout=cfg.start_timeout_s)
+            except Exception:
+                ray.util.remove_placement_group(pg)
+                shutdown_engines(handles)
+                raise EngineStartError(
+                    f"could not reserve {tp} GPU(s) on one node for engine {len(handles)} within "
+                    f"engine.start_timeout_s={cfg.start_timeout_s} s; the cluster has "
+                    f"{ray.cluster_resources().get('GPU', 0)} GPUs for engine.num_engines={cfg.num_engines} x "
+                    f"engine.tensor_parallel_size={tp}"
+                ) from None
+            options["num_gpus"] = 1 if tp == 1 else 0
+            options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
+                placement_group=pg, placement_group_bundle_index=0, placement_group_capture_child_tasks=True
+            )
+        handle = actor_cls.options(**options).remote(model_path, cfg, dtype, weight_transfer, logprobs_mode)
+        if pg is not None:
+            _PLACEMENT_GROUPS[handle._actor_id.hex()] = pg
+        handles.append(handle)
+    try:
+        ray.get([h.start.remote() for h in handles], timeout=cfg.start_timeout_s)
+    except ray.exceptions.GetTimeoutError:
+        shutdown_engines(handles)
+        raise EngineStartError(
+            f"vLLM engines for {model_path!r} did not start within engine.start_timeout_s={cfg.start_timeout_s} s; "
+            "raise it on slow machines"
+        ) from None
+    except ray.exceptions.RayActorError as exc:
+        shutdown_engines(handles)
+        raise EngineStartError(
+            f"a vLLM engine actor for {model_path!r} died while starting (often: killed for lack of memory; "
+            f"lower engine.cpu_kvcache_space_gb / engine.max_model_len): {exc}"
+        ) from None
+    except Exception as exc:
+        shutdown_engines(handles)
+        cause = getattr(exc, "cause", None) or exc
+        raise EngineStartError(str(cause)) from None
+    return handles
+
+
+def shutdown_engines(handles: list, timeout_s: float = 60.0) -> None:
+    """Stop vLLM in each engine, kill the actors and release their placement groups (best effort)."""
+    import ray
+
+    refs = [h.shutdown.remote() for h in handles]
+    try:
+        ray.get(refs, timeout=timeout_s)
+    except Exception:
+        logger.warning("some rollout engines did not shut down cleanly; killing them")
+    for handle in handles:
+        ray.kill(handle)
+        pg = _PLACEMENT_GROUPS.pop(handle._actor_id.hex(), None)
+        if pg is not None:
+            ray.util.remove_placement_group(pg)

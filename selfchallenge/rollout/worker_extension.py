@@ -1,0 +1,101 @@
+"""vLLM worker extension (`worker_extension_cls`): receives packed weight buckets inside each vLLM worker.
+
+vLLM mixes this class into its worker, so methods run in the worker process with `self` being the worker
+(`self.model_runner`, `self.vllm_config`, ...). `RolloutEngine` calls them through `collective_rpc`.
+
+Two weight-sync paths exist (see rollout/engine.py):
+
+* Packed blobs (TESTED on CPU by tests/test_engine.py; device-agnostic, so it also works on GPU): the learner
+  packs HF-named tensors into safetensors blobs (`weight_transfer.pack_buckets`), the engine forwards each blob
+  to `stage_weight_bucket`, then `apply_staged_weights` reloads them all in one `reload_weights` call. All
+  buckets go into one reload because vLLM's in-place reload works layer by layer: a fused layer (qkv_proj,
+  gate_up_proj) split across two separately reloaded buckets would be finalised half-loaded.
+* NCCL (GPU only, NOT exercised here: no GPU on the dev/CI machines): vLLM 0.32's worker already implements
+  the receiving side (`init_weight_transfer_engine`, `start_weight_update`, `update_weights`,
+  `finish_weight_update`) when the engine is built with `weight_transfer_config={"backend": "nccl"}`; the
+  engine drives it through AsyncLLM's native methods, so no extension code is needed for it.
+  `weight_checksum` below checks the result of either path.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from typing import Any
+
+# Attribute names carry a prefix: vLLM refuses extensions whose names collide with the worker's own.
+_STAGED = "_selfchallenge_staged"
+
+
+def _checkpoint_tensor_names(model_path: str) -> set[str] | None:
+    """Tensor names stored in a local safetensors checkpoint, or None when the folder is not local/safetensors."""
+    files = glob.glob(os.path.join(model_path, "*.safetensors")) if os.path.isdir(model_path) else []
+    if not files:
+        return None
+    from safetensors import safe_open
+
+    names: set[str] = set()
+    for path in files:
+        with safe_open(path, framework="pt") as handle:
+            names.update(handle.keys())
+    return names
+
+
+class WeightSyncExtension:
+    """Methods vLLM adds to its worker class; callable with `collective_rpc("<name>", args=...)`."""
+
+    def stage_weight_bucket(self, blob: bytes) -> int:
+        """Decode one safetensors blob and keep its tensors until `apply_staged_weights`; returns the count."""
+        from safetensors.torch import load
+
+        tensors = list(load(bytes(blob)).items())
+        staged: list = getattr(self, _STAGED, None) or []
+        staged.extend(tensors)
+        setattr(self, _STAGED, staged)
+        return len(tensors)
+
+    def discard_staged_weights(self) -> None:
+        """Drop staged tensors (after a failed or cancelled update)."""
+        setattr(self, _STAGED, [])
+
+    def apply_staged_weights(self, allow_partial: bool = False) -> dict[str, Any]:
+        """Reload the model in place from all staged tensors (one `reload_weights` call), then clear them.
+
+        Unless `allow_partial`, the staged names must be exactly the checkpoint's tensor names (an untied
+        `lm_head.weight` may be missing/extra when embeddings are tied): a partial or misnamed update would
+        otherwise leave layers silently stale.
+        """
+        staged: list = getattr(self, _STAGED, None) or []
+        setattr(self, _STAGED, [])
+        if not staged:
+            raise ValueError("apply_staged_weights: no weight buckets were staged; send at least one bucket")
+        names = [name for name, _ in staged]
+        if len(set(names)) != len(names):
+            dupes = sorted({n for n in names if names.count(n) > 1})[:5]
+            raise ValueError(f"weight update names tensors more than once: {dupes}")
+        expected = _checkpoint_tensor_names(self.vllm_config.model_config.model)
+        if expected is not None and not allow_partial:
+            hf_config = self.vllm_config.model_config.hf_config
+            tolerated = {"lm_head.weight"} if getattr(hf_config, "tie_word_embeddings", False) else set()
+            unknown = sorted(set(names) - expected - tolerated)
+            missing = sorted(expected - set(names) - tolerated)
+            if unknown or missing:
+                raise ValueError(
+                    f"weight update does not match the model's parameters: {len(unknown)} unknown names "
+                    f"{unknown[:5]}, {len(missing)} missing names {missing[:5]}; send every parameter under "
+                    "its Hugging Face name (model.named_parameters() of the same architecture)"
+                )
+        num_bytes = sum(t.numel() * t.element_size() for _, t in staged)
+        self.reload_weights(weights_iterator=iter(staged))
+        return {"tensors": len(staged), "bytes": num_bytes}
+
+    def weight_checksum(self) -> float:
+        """Sum of the model's parameters in float64: a fingerprint to check that an update landed.
+
+        Only comparable with itself: vLLM's CPU kernels repack linear weights, so it is not the checkpoint's sum.
+        """
+        import torch
+
+        model = self.model_runner.get_model()
+        with torch.no_grad():
+            return float(sum(p.detach().to(torch.float64).sum().item() for p in model.parameters()))
