@@ -39,6 +39,7 @@ class ModelConfig:
     tiny_hidden_size: int = 128
     tiny_layers: int = 2
     tiny_heads: int = 2
+    tiny_vocab_size: int = 1024  # upper bound: a small training corpus yields fewer tokens
     # Optional separate teacher for mode=distill (same format as `path`).
     teacher_path: str = ""
     dtype: str = "auto"  # auto = bfloat16 on GPU, float32 on CPU
@@ -51,7 +52,7 @@ class EngineConfig:
     max_model_len: int = 2048
     # GPU: fraction of GPU memory for weights + KV cache. CPU: ignored in favour of cpu_kvcache_space_gb.
     gpu_memory_utilization: float = 0.85
-    cpu_kvcache_space_gb: float = 1.0
+    cpu_kvcache_space_gb: float = 1.0  # GiB of RAM per engine (fractions allowed); VLLM_CPU_KVCACHE_SPACE is ignored
     cpu_threads: int = 0  # 0 = let vLLM choose (OMP threads) from the actor's CPUs
     num_cpus_per_engine: float = 1.0
     enforce_eager: bool = True
@@ -60,6 +61,10 @@ class EngineConfig:
     start_timeout_s: float = 300.0
     request_timeout_s: float = 600.0
     weight_sync_timeout_s: float = 300.0
+    # How the learner pushes weights: auto = NCCL on GPU, packed blobs on CPU; or force "blobs" / "nccl".
+    weight_sync: str = "auto"
+    # Logprobs returned with samples: processed = under the sampling distribution (after temperature/top-p).
+    logprobs_mode: str = "processed_logprobs"
 
 
 @dataclass
@@ -81,6 +86,7 @@ class SandboxConfig:
     tmpfs_mb: int = 64  # scratch space inside the sandbox
     program_timeout_s: float = 5.0  # one program (verifier, solution, failure case, code action)
     host_grace_s: float = 5.0  # the host kills and replaces a worker this long after a job's own deadline
+    start_timeout_s: float = 120.0  # a worker (container or bwrap) must answer its first ping within this
     max_output_chars: int = 2000  # stdout kept per program/code action (tool outputs are capped the same)
     max_result_bytes: int = 8_000_000  # largest result line a worker may send (state snapshots included)
     data_dirs: list[str] = field(default_factory=list)  # extra read-only mounts (env data dirs are added automatically)
@@ -167,27 +173,23 @@ _CHOICES = {
     "mode": ("self_improve", "distill"),
     "sandbox.backend": ("auto", "docker", "bwrap"),
     "executor.action_format": ("code", "json"),
+    "engine.weight_sync": ("auto", "blobs", "nccl"),
+    "engine.logprobs_mode": ("processed_logprobs", "raw_logprobs"),
     "executor.user_model": ("policy", "frozen"),
     "learner.algorithm": ("rft", "sft", "reinforce", "rloo", "grpo", "drgrpo", "ppo"),
     "learner.zero_stage": (0, 2, 3),
     "learner.lr_schedule": ("constant", "cosine", "linear"),
 }
 _POSITIVE = (
-    "iterations",
-    "engine.num_engines",
-    "engine.tensor_parallel_size",
-    "engine.max_model_len",
-    "sandbox.num_workers",
-    "sandbox.memory_mb",
-    "sandbox.program_timeout_s",
-    "challenger.tasks_per_iteration",
-    "executor.samples_per_task",
-    "executor.max_turns",
-    "executor.concurrency",
-    "learner.num_learners",
-    "learner.micro_batch_tokens",
-    "learner.epochs",
-)
+    "iterations", "engine.num_engines", "engine.tensor_parallel_size", "engine.max_model_len",
+    "engine.max_num_seqs", "engine.cpu_kvcache_space_gb", "engine.num_cpus_per_engine", "engine.start_timeout_s",
+    "engine.request_timeout_s", "engine.weight_sync_timeout_s", "sandbox.num_workers", "sandbox.memory_mb",
+    "sandbox.program_timeout_s", "challenger.tasks_per_iteration", "executor.samples_per_task", "executor.max_turns",
+    "executor.concurrency", "learner.num_learners", "learner.micro_batch_tokens", "learner.epochs",
+    "sandbox.max_sessions", "sandbox.pids_limit", "sandbox.tmpfs_mb", "sandbox.cpus", "sandbox.host_grace_s",
+    "sandbox.max_output_chars", "sandbox.max_result_bytes", "sandbox.start_timeout_s",
+)  # fmt: skip
+CPU_HEAD_DIMS = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)
 
 
 def _lookup(cfg: RunConfig, dotted: str) -> Any:
@@ -211,8 +213,27 @@ def validate(cfg: RunConfig) -> RunConfig:
         if spec.name not in ENV_NAMES:
             raise ConfigError(f"envs[{i}].name={spec.name!r} is not one of {list(ENV_NAMES)}")
         data_dir = spec.env_config.get("data_dir")
-        if data_dir and not os.path.isdir(data_dir):
-            raise ConfigError(f"envs[{i}].env_config.data_dir={data_dir!r} is not a directory")
+        if data_dir:
+            if not os.path.isdir(data_dir):
+                raise ConfigError(f"envs[{i}].env_config.data_dir={data_dir!r} is not a directory")
+            # Sandboxes mount data dirs at their absolute path, so records must name them that way.
+            spec.env_config["data_dir"] = os.path.abspath(data_dir)
+    for key in ("heldout_tasks", "m3tooleval_tasks"):
+        path = getattr(cfg.eval, key)
+        if path and not os.path.exists(path):
+            raise ConfigError(f"eval.{key}={path!r} does not exist")
+    for env, path in cfg.eval.taubench_tasks.items():
+        if env not in ("retail", "airline"):
+            raise ConfigError(f"eval.taubench_tasks has key {env!r}; use retail or airline")
+        if not os.path.exists(path):
+            raise ConfigError(f"eval.taubench_tasks.{env}={path!r} does not exist")
+    if cfg.model.path == "tiny":
+        heads = cfg.model.tiny_heads
+        if heads <= 0 or cfg.model.tiny_hidden_size % heads or cfg.model.tiny_hidden_size // heads not in CPU_HEAD_DIMS:
+            raise ConfigError(
+                f"model.tiny_hidden_size={cfg.model.tiny_hidden_size} / model.tiny_heads={heads} must give a head "
+                f"dimension vLLM supports, one of {list(CPU_HEAD_DIMS)} (e.g. hidden 128 with 2 heads)"
+            )
     if cfg.mode == "distill" and not cfg.model.teacher_path:
         raise ConfigError("mode=distill needs model.teacher_path (the teacher that writes tasks and trajectories)")
     if cfg.learner.algorithm in ("grpo", "drgrpo", "rloo") and cfg.executor.samples_per_task < 2:

@@ -54,8 +54,8 @@ def to_jsonable(value: Any, _depth: int = 0) -> Any:
     return repr(value)
 
 
-def cap_text(text: str, limit: int = MAX_TOOL_OUTPUT_CHARS) -> str:
-    if len(text) <= limit:
+def cap_text(text: str, limit: int | None = MAX_TOOL_OUTPUT_CHARS) -> str:
+    if limit is None or len(text) <= limit:
         return text
     return text[:limit] + f"\n[... output truncated: {len(text) - limit} more characters]"
 
@@ -66,6 +66,9 @@ class Environment:
     name: str = ""
     # Tools whose call ends an episode (tau-bench's `transfer_to_human_agents`); skipped in gold replay.
     terminate_tools: frozenset[str] = frozenset()
+    # Tool outputs (JSON calls and code-action stdout) are cut to this many characters; None = never cut
+    # (tau-bench shows whole records and search results, often several thousand characters).
+    max_output_chars: int | None = MAX_TOOL_OUTPUT_CHARS
 
     def __init__(self, env_config: dict | None = None):
         self.env_config = dict(env_config or {})
@@ -106,4 +109,4 @@ class Environment:
                 result = tools[name](**(arguments or {}))
         except Exception as exc:  # noqa: BLE001 - the tool's error is the observation
             return f"Error: {exc}"
-        return cap_text(result if isinstance(result, str) else str(result))
+        return cap_text(result if isinstance(result, str) else str(result), self.max_output_chars)

@@ -320,6 +320,7 @@ class TauBenchEnvironment(Environment):
     """
 
     terminate_tools = TERMINATE_TOOLS
+    max_output_chars = None  # tau-bench never cuts tool output
     tool_functions: dict[str, Callable[..., str]] = {}
     tool_schemas: list[dict] = []
     policy: str = ""
@@ -358,18 +359,3 @@ class TauBenchEnvironment(Environment):
 
     def state_hash(self) -> str:
         return WORLDS.state_hash(self.world_key, self.data)
-
-    def call_tool(self, name: str, arguments: dict | list | None = None) -> str:
-        """tau-bench's observation for a JSON tool call: the full result, "Error: <message>" or "Unknown action".
-
-        Unlike the base class this does not cut long results: tau-bench shows the agent whole records and search
-        results (often several thousand characters), and tasks depend on reading them.
-        """
-        tool = self._tools.get(name)
-        if tool is None:
-            return f"Unknown action {name}"
-        try:
-            result = tool(*arguments) if isinstance(arguments, list) else tool(**(arguments or {}))
-        except Exception as exc:  # noqa: BLE001 - the tool's error is the observation
-            return f"Error: {exc}"
-        return result if isinstance(result, str) else str(result)

@@ -6,6 +6,7 @@ it its own session, fds, scratch dir and rlimits; untrusted code runs in these p
 
 from __future__ import annotations
 
+import ast
 import builtins
 import json
 import linecache
@@ -23,6 +24,7 @@ from selfchallenge.envs.base import consistent_hash, to_jsonable
 from selfchallenge.sandbox import protocol
 
 PROGRAM_FILENAME = "<program>"
+UNCAPPED_OUTPUT_CHARS = 200_000  # environments that never cut tool output still get a protocol-safe bound
 VERIFIER_FILENAME = "<verifier>"
 MAX_ERROR_CHARS = protocol.MAX_ERROR_CHARS
 MAX_REQUEST_BYTES = 256 << 20
@@ -224,7 +226,11 @@ def session_main(env_name: str, env_config: dict, limits: Limits) -> None:
     """The session child: one environment and one persistent namespace; requests on fd 3, replies on fd 4."""
     env = make_env(env_name, env_config)
     tools = env.tools()
+    terminated: list[str] = []  # terminate tools (transfer_to_human_agents) called during the current step
+    for name in env.terminate_tools & set(tools):
+        tools[name] = _recording(tools[name], name, terminated)
     namespace = _program_namespace(tools)
+    output_chars = limits.max_output_chars if env.max_output_chars is not None else UNCAPPED_OUTPUT_CHARS
     signal.signal(signal.SIGALRM, _on_alarm)
     reader = protocol.LineReader(RESULT_FD, MAX_REQUEST_BYTES)
     reply_fd = RESULT_FD + 1
@@ -246,11 +252,15 @@ def session_main(env_name: str, env_config: dict, limits: Limits) -> None:
             if request.get("include_state"):
                 reply["state"] = to_jsonable(state)
         elif op == "exec":
-            reply = _session_exec(namespace, request["code"], float(request["timeout_s"]), limits)
+            reply = _session_exec(namespace, request["code"], float(request["timeout_s"]), output_chars)
         elif op == "call":
             reply = _session_call(env, request["name"], request.get("arguments"), float(request["timeout_s"]))
+            if request["name"] in env.terminate_tools:
+                terminated.append(request["name"])
         else:
             reply = {"status": "error", "error": f"unknown session op {op!r}"}
+        reply["terminated"] = bool(terminated)
+        terminated.clear()
         reply["elapsed_s"] = round(time.monotonic() - started, 6)
         protocol.write_all(reply_fd, protocol.encode(reply))
 
@@ -266,8 +276,27 @@ def reap_children() -> None:
             return
 
 
-def _session_exec(namespace: dict, code: str, timeout_s: float, limits: Limits) -> dict:
-    captured = _CappedText(limits.max_output_chars)
+def _recording(tool, name: str, calls: list):
+    def wrapper(*args, **kwargs):
+        calls.append(name)
+        return tool(*args, **kwargs)
+
+    return wrapper
+
+
+def _compile_with_echo(code: str):
+    """(body, last expression or None): like a REPL (and IPython in CodeAct), the value of a final bare
+    expression is echoed, so `convert_currency(100, 1.2)` on its own line shows its result."""
+    tree = ast.parse(code, PROGRAM_FILENAME)
+    linecache.cache[PROGRAM_FILENAME] = (len(code), None, code.splitlines(True), PROGRAM_FILENAME)
+    last = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = compile(ast.Expression(tree.body.pop().value), PROGRAM_FILENAME, "eval")
+    return compile(tree, PROGRAM_FILENAME, "exec"), last
+
+
+def _session_exec(namespace: dict, code: str, timeout_s: float, output_chars: int) -> dict:
+    captured = _CappedText(output_chars)
     missing = object()
     before = namespace.get("answer", missing)
     saved = sys.stdout, sys.stderr
@@ -276,7 +305,12 @@ def _session_exec(namespace: dict, code: str, timeout_s: float, limits: Limits) 
     try:
         signal.setitimer(signal.ITIMER_REAL, timeout_s)
         try:
-            exec(_compile(code, PROGRAM_FILENAME), namespace)
+            body, last = _compile_with_echo(code)
+            exec(body, namespace)
+            if last is not None:
+                value = eval(last, namespace)
+                if value is not None:
+                    print(value if isinstance(value, str) else repr(value))
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
     except _StepTimeout:

@@ -32,7 +32,6 @@ from selfchallenge.config import SandboxConfig
 from selfchallenge.sandbox import protocol
 from selfchallenge.sandbox.backend import Backend, WorkerProcess, make_backend
 
-START_TIMEOUT_S = 120.0  # container start + interpreter start, on a loaded machine
 JOB_SLACK_S = 1.0  # per job inside a check: fork, kill, sweep and cleanup beyond the program's own deadline
 SESSION_SLOT_TIMEOUT_S = 600.0
 TASK_FIELDS = ("env", "env_config", "verifier", "solution", "failure_cases")
@@ -56,6 +55,7 @@ class WorkerHandle:
     def __init__(self, backend: Backend, cfg: SandboxConfig):
         self.backend = backend
         self.max_reply_bytes = cfg.max_result_bytes + protocol.ENVELOPE_SLACK_BYTES
+        self.start_timeout_s = cfg.start_timeout_s
         self.process: WorkerProcess | None = None
         self.reader: protocol.LineReader | None = None
         self.busy = False
@@ -74,7 +74,7 @@ class WorkerHandle:
         self.kill()
         self.process = self.backend.start_worker()
         self.reader = protocol.LineReader(self.process.popen.stdout.fileno(), self.max_reply_bytes)
-        self._exchange({"op": "ping"}, time.monotonic() + START_TIMEOUT_S, "starting the worker")
+        self._exchange({"op": "ping"}, time.monotonic() + self.start_timeout_s, "starting the worker")
 
     def request(self, message: dict, timeout_s: float, restart: bool = True) -> dict:
         """Send one request; return its `result`. Raises WorkerFault or SandboxRequestError.
@@ -313,7 +313,7 @@ class SandboxPool:
             faults = []
             for _attempt in range(2):  # nothing is lost yet, so a fault here is retried once
                 try:
-                    opened = handle.request(message, START_TIMEOUT_S)
+                    opened = handle.request(message, self.cfg.start_timeout_s)
                     break
                 except WorkerFault as exc:
                     faults.append(str(exc))

@@ -1,0 +1,52 @@
+"""Near-duplicate removal for proposed tasks.
+
+Two tasks are duplicates when the Jaccard similarity of their character 3-gram sets, computed on the normalised
+instruction + verifier text (lower-cased, whitespace collapsed), is at least `threshold`. The first of a group
+is kept, so the result does not depend on anything but input order. Exact duplicates (same content id) always
+count.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .record import CaTTask
+
+
+def _shingles(text: str, n: int = 3) -> frozenset[str]:
+    text = re.sub(r"\s+", " ", text.lower()).strip()
+    return frozenset(text[i : i + n] for i in range(max(1, len(text) - n + 1)))
+
+
+def jaccard(a: frozenset, b: frozenset) -> float:
+    if not a and not b:
+        return 1.0
+    return len(a & b) / len(a | b)
+
+
+def deduplicate(tasks: list[CaTTask], threshold: float) -> tuple[list[CaTTask], dict[str, str]]:
+    """-> (kept tasks, {dropped task id: id of the kept task it duplicates})."""
+    kept: list[CaTTask] = []
+    kept_shingles: list[frozenset] = []
+    dropped: dict[str, str] = {}
+    seen_ids: set[str] = set()
+    for task in tasks:
+        if task.id in seen_ids:
+            dropped[task.id] = task.id
+            continue
+        shingles = _shingles(f"{task.env}\n{task.instruction}\n{task.verifier}")
+        twin = next(
+            (
+                k
+                for k, s in zip(kept, kept_shingles, strict=True)
+                if k.env == task.env and jaccard(shingles, s) >= threshold
+            ),
+            None,
+        )
+        if twin is not None:
+            dropped[task.id] = twin.id
+            continue
+        kept.append(task)
+        kept_shingles.append(shingles)
+        seen_ids.add(task.id)
+    return kept, dropped

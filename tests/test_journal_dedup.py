@@ -1,0 +1,72 @@
+import asyncio
+import json
+
+import pytest
+
+from selfchallenge.rollout.runner import Journal, run_journaled
+from selfchallenge.tasks.dedup import deduplicate
+from selfchallenge.tasks.record import CaTTask
+
+
+def test_journal_survives_a_torn_write_and_never_duplicates(tmp_path):
+    path = tmp_path / "j.jsonl"
+    journal = Journal(str(path))
+    journal.append({"id": "a", "v": 1})
+    journal.append({"id": "b", "v": 2})
+    journal.append({"id": "a", "v": 3})  # a key is recorded once
+    with open(path, "a") as handle:
+        handle.write('{"id": "c", "v"')  # kill -9 in the middle of a line
+    again = Journal(str(path))
+    assert [r["id"] for r in again.records()] == ["a", "b"] and again.records()[0]["v"] == 1
+    again.append({"id": "c", "v": 4})
+    lines = path.read_text().splitlines()
+    assert [json.loads(line)["id"] for line in lines] == ["a", "b", "c"]
+
+
+def test_run_journaled_resumes_only_missing_jobs(tmp_path):
+    calls = []
+
+    def job(key):
+        async def run():
+            calls.append(key)
+            if key == "k2" and len(calls) < 4:
+                raise RuntimeError("engine died")
+            return {"id": key}
+
+        return run
+
+    journal = Journal(str(tmp_path / "j.jsonl"))
+    jobs = [(f"k{i}", job(f"k{i}")) for i in range(4)]
+    with pytest.raises(RuntimeError, match="engine died"):
+        asyncio.run(run_journaled(jobs, journal, concurrency=1, desc="t"))
+    assert "k2" not in journal and len(journal) == 3
+    records = asyncio.run(run_journaled(jobs, Journal(str(tmp_path / "j.jsonl")), concurrency=2, desc="t"))
+    assert [r["id"] for r in records] == ["k0", "k1", "k2", "k3"]
+    assert calls.count("k0") == 1 and calls.count("k2") == 2
+    # on_error turns a failure into a journaled record instead of raising
+    journal = Journal(str(tmp_path / "e.jsonl"))
+
+    async def boom():
+        raise ValueError("x")
+
+    records = asyncio.run(run_journaled([("z", boom)], journal, 1, "t", on_error=lambda k, e: {"id": k, "err": str(e)}))
+    assert records == [{"id": "z", "err": "x"}]
+
+
+def _task(i, instruction, verifier="def evaluate(s, a):\n    return a == 1", env="calculation"):
+    return CaTTask(f"t{i}", env, {}, instruction, verifier, "answer = 1", ["answer = 2"])
+
+
+def test_dedup_keeps_first_of_near_duplicates_per_env():
+    tasks = [
+        _task(0, "Convert 100 at a rate of 1.5 and answer with the number."),
+        _task(1, "Convert 100 at a rate of 1.5 and answer with the number!"),
+        _task(2, "Decode the hex string 6869 and reverse it."),
+        _task(3, "Convert 100 at a rate of 1.5 and answer with the number.", env="retail"),
+        _task(0, "Convert 100 at a rate of 1.5 and answer with the number."),
+    ]
+    kept, dropped = deduplicate(tasks, threshold=0.9)
+    assert [t.id for t in kept] == ["t0", "t2", "t3"]
+    assert dropped == {"t1": "t0", "t0": "t0"}
+    kept, _ = deduplicate(tasks[:3], threshold=1.01)
+    assert len(kept) == 3
