@@ -13,8 +13,8 @@ is a code action (action_format=code): Python run in the episode's persistent sa
 bound; the observation is its stdout (and error). With action_format=json the Action body is a JSON tool call
 `{"name": "get_order_details", "arguments": {"order_id": "#W123"}}` (M3's `{"tool": ..., "args": [...]}` is
 accepted too). `Answer: <text>` is the final answer. Any other text is a message to the user (retail/airline);
-where no user exists it is an invalid turn that gets a reminder. As in M3ToolEval, a turn is cut at its second
-`Action:`/`Answer:`.
+where no user exists it is an invalid turn that gets a reminder. Cutting and marker rules are M3ToolEval's own
+(eval/m3tooleval.py: a turn is cut at its second `Action:`/`Answer:`; both in one turn is invalid).
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ import json
 import re
 from dataclasses import dataclass
 
-_MARKER = re.compile(r"^\s*(Action|Answer)\s*:", re.MULTILINE)
+from ..eval.m3tooleval import parse_generation, truncate_generation
+
 _FENCE = re.compile(r"```[a-zA-Z0-9_+-]*\s*\n?(.*?)```", re.DOTALL)
 
 
@@ -50,8 +51,8 @@ class Message:
 
 @dataclass
 class InvalidAction:
-    reason: str  # empty_turn | bad_json | empty_action
-    text: str
+    reason: str  # empty_turn | bad_json | empty_action | action_and_answer
+    text: str  # what to tell the model
 
 
 Action = CodeAction | ToolCall | FinalAnswer | Message | InvalidAction
@@ -59,21 +60,12 @@ Action = CodeAction | ToolCall | FinalAnswer | Message | InvalidAction
 STOP_STRINGS = ["End Action"]
 
 
-def truncate_turn(text: str) -> str:
-    """Keep only the first Action:/Answer: block (M3ToolEval's postprocess)."""
-    markers = list(_MARKER.finditer(text))
-    if len(markers) > 1:
-        text = text[: markers[1].start()]
-    return text
-
-
-def _action_body(text: str) -> str:
-    body = text.split("End Action", 1)[0]
-    fenced = _FENCE.search(body)
+def _action_body(content: str) -> str:
+    fenced = _FENCE.search(content)
     if fenced:
         return fenced.group(1).strip("\n")
     # An unterminated fence (generation stopped at "End Action" or max tokens): drop the opening fence line.
-    return re.sub(r"^\s*```[a-zA-Z0-9_+-]*\s*\n", "", body).rstrip("`\n ").strip("\n")
+    return re.sub(r"^\s*```[a-zA-Z0-9_+-]*\s*\n", "", content).rstrip("`\n ").strip("\n")
 
 
 def parse_json_call(body: str) -> ToolCall | InvalidAction:
@@ -91,18 +83,21 @@ def parse_json_call(body: str) -> ToolCall | InvalidAction:
 
 
 def parse_action(text: str, action_format: str = "code") -> Action:
-    text = truncate_turn(text or "")
+    """M3ToolEval's post-processing and parsing (eval/m3tooleval.py), then the body as code or a JSON call.
+    A turn with neither marker is a message to the user; with both it is invalid (M3's message says why)."""
+    text = truncate_generation(text or "")
     if not text.strip():
         return InvalidAction("empty_turn", "")
-    marker = _MARKER.search(text)
-    if marker is None:
+    parsed = parse_generation(text)
+    if parsed["type"] == "answer":
+        return FinalAnswer(parsed["content"])
+    if parsed["type"] == "invalid":
+        if "Answer:" in text or "Action:" in text:
+            return InvalidAction("action_and_answer", parsed["content"])
         return Message(text.strip())
-    rest = text[marker.end() :]
-    if marker.group(1) == "Answer":
-        return FinalAnswer(rest.strip())
-    body = _action_body(rest)
+    body = _action_body(parsed["content"])
     if not body.strip():
-        return InvalidAction("empty_action", text)
+        return InvalidAction("empty_action", "the Action block is empty")
     if action_format == "json":
         return parse_json_call(body.strip())
     return CodeAction(body)

@@ -12,8 +12,8 @@ Ops and their fields (see selfchallenge/sandbox/worker.py for the exact semantic
                                                               -> CheckResult (selfchallenge/tasks/check_rule.py)
   session_open      session_id, env, env_config               -> {tools, state_hash}
   session_exec      session_id, code, timeout_s               -> {status, stdout, stdout_truncated, error,
-                                                                  answer_set, answer, elapsed_s}
-  session_call      session_id, name, arguments, timeout_s    -> {status, observation, error, elapsed_s}
+                                                                  answer_set, answer, terminated, elapsed_s}
+  session_call      session_id, name, arguments, timeout_s    -> {status, observation, error, terminated, elapsed_s}
   session_evaluate  session_id, verifier, answer, timeout_s   -> {status, verdict, error, state_hash, elapsed_s}
   session_snapshot  session_id, include_state                 -> {status, state_hash, state?}
   session_close     session_id                                -> {status}
@@ -201,8 +201,9 @@ EXEC_FIELDS = {
     "syntax_error": "bool",
     "answer_set": "bool",
     "answer": "json",
+    "terminated": "bool",  # a terminate tool (transfer_to_human_agents) was called: the episode ends
 }
-CALL_FIELDS = {"observation": "text", "error": "text"}
+CALL_FIELDS = {"observation": "text", "error": "text", "terminated": "bool"}
 SNAPSHOT_FIELDS = {"state_hash": "text", "state": "json"}
 
 

@@ -36,6 +36,7 @@ MAX_FAILURE_CASES = 8
 
 PARSE_REASONS = {
     "empty_output": "the challenger produced no text",
+    "out_of_tokens": "the episode's token budget ran out before the task was written",
     "unclosed_tag": "a tag was opened but never closed (often: generation hit max_tokens)",
     "missing_instruction": "no <instruction> tag",
     "missing_verifier": "no <evaluation_function> tag",

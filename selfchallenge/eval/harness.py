@@ -1,0 +1,209 @@
+"""The evaluation harness: run a policy on benchmark tasks n times each and score them the benchmarks' way.
+
+Evaluation sets (each a list of `EvalItem`):
+  - M3ToolEval (`m3_items`): the benchmark's 82 tasks, grouped as `m3:calculation` and `m3:web_browsing`; the
+    whole M3 prompt as one user message, 10 turns, a wrong `Answer:` gets the retry message, success = any
+    answer accepted by M3's `check_answer`.
+  - tau-bench (`tau_items`): tasks from a tasks_*.json; the simulated user plays the task's instruction; success =
+    final database hash equals the hash after replaying the gold actions, and every required output appears
+    (comma-stripped, case-insensitive) in something the agent said.
+  - held-out Code-as-Task records (`heldout_items`): each task's own verifier.
+Every episode is logged as one JSON line (transcript, tool calls, state hash, reward, reason); `summarize_results`
+turns the log into Pass@1 / Pass@k / pass^k per set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..agents.prompts import TAU_ENVS, executor_opening
+from ..rollout.executor import ExecutorSettings, run_executor_episode
+from ..rollout.runner import Journal, run_journaled
+from ..tasks.record import CaTTask, load_tasks
+from .m3tooleval import MAX_TURNS, check_answer, load_m3_tasks, m3_env_for_task, m3_task_prompt
+from .metrics import summarize
+
+
+@dataclass
+class EvalItem:
+    set_name: str
+    task: CaTTask
+    opening: list[dict]  # messages before the first model turn (retail/airline: the system prompt only)
+    grade: Callable[[dict], bool] | None = None  # None: the task's own verifier
+    retry_wrong_answers: bool = False
+    max_turns: int | None = None
+    user_lines: list[str] | None = field(default=None, repr=False)  # scripted user (tests); None = LLM user
+
+
+def _no_verifier(name: str) -> str:
+    return f"def evaluate(state, answer):\n    raise RuntimeError('{name} is scored by its benchmark, not a verifier')"
+
+
+def m3_items(tasks_path: str, max_tasks: int = 0) -> list[EvalItem]:
+    items = []
+    for task in load_m3_tasks(tasks_path)[: max_tasks or None]:
+        env, env_config = m3_env_for_task(task)
+        expected = task["expected_output"]
+        record = CaTTask(
+            task["name"],
+            env,
+            env_config,
+            task["instruction"],
+            _no_verifier("M3ToolEval"),
+            "",
+            [],
+            provenance={"benchmark": "m3tooleval", "expected_output": repr(expected)},
+        )
+        items.append(
+            EvalItem(
+                set_name=f"m3:{env}",
+                task=record,
+                opening=[{"role": "user", "content": m3_task_prompt(task, "code_as_action")}],
+                grade=lambda outcome, expected=expected: (
+                    outcome["answer"] is not None and check_answer(str(outcome["answer"]), expected)
+                ),
+                retry_wrong_answers=True,
+                max_turns=MAX_TURNS,
+            )
+        )
+    return items
+
+
+def outputs_said(outputs: list[str], said: list[str]) -> bool:
+    """tau-bench: each required output appears, case-insensitively, in some agent message with commas removed."""
+    cleaned = [message.lower().replace(",", "") for message in said]
+    return all(any(output.lower() in message for message in cleaned) for output in outputs)
+
+
+def tau_items(
+    env: str,
+    tasks_path: str,
+    env_config: dict,
+    max_tasks: int = 0,
+    action_format: str = "code",
+    scripted_users: bool = False,
+) -> list[EvalItem]:
+    from ..envs import make_env
+    from ..envs.replay import gold_hash
+
+    with open(tasks_path, encoding="utf-8") as handle:
+        tasks = json.load(handle)
+    opening = executor_opening(env, make_env(env, env_config), "", action_format)
+    items = []
+    for index, task in enumerate(tasks[: max_tasks or None]):
+        target = gold_hash(env, env_config, task["actions"])
+        outputs = list(task.get("outputs") or [])
+        record = CaTTask(
+            f"{env}-{index}",
+            env,
+            dict(env_config),
+            task["instruction"],
+            _no_verifier("tau-bench"),
+            "",
+            [],
+            provenance={"benchmark": "tau-bench", "index": index, "gold_hash": target},
+        )
+        items.append(
+            EvalItem(
+                set_name=f"tau:{env}",
+                task=record,
+                opening=opening,
+                grade=lambda outcome, target=target, outputs=outputs: (
+                    outcome["state_hash"] == target and outputs_said(outputs, outcome["said"])
+                ),
+                max_turns=30,
+                user_lines=[task["instruction"]] if scripted_users else None,
+            )
+        )
+    return items
+
+
+def heldout_items(path: str, action_format: str = "code", max_tasks: int = 0) -> list[EvalItem]:
+    from ..envs import make_env
+
+    return [
+        EvalItem(
+            set_name="heldout",
+            task=task,
+            opening=executor_opening(task.env, make_env(task.env, task.env_config), task.instruction, action_format),
+        )
+        for task in load_tasks(path)[: max_tasks or None]
+    ]
+
+
+async def evaluate_items(
+    items: list[EvalItem],
+    policy,
+    sandbox,
+    chat,
+    settings: ExecutorSettings,
+    num_samples: int,
+    concurrency: int,
+    log_path: str,
+    make_user: Callable[[EvalItem], object] | None = None,
+    desc: str = "eval",
+) -> dict:
+    """Run every item `num_samples` times (journaled to `log_path`, so an interrupted evaluation resumes) and
+    return {set name: metrics}."""
+    from ..agents.user import ScriptedUser
+
+    def job(item: EvalItem, sample: int):
+        async def run() -> dict:
+            user = None
+            if item.task.env in TAU_ENVS:
+                user = ScriptedUser(item.user_lines) if item.user_lines is not None else make_user(item)
+            episode_settings = ExecutorSettings(
+                max_turns=item.max_turns or settings.max_turns,
+                max_episode_tokens=settings.max_episode_tokens,
+                action_format=settings.action_format,
+                sampling=settings.sampling,
+                retry_wrong_answers=item.retry_wrong_answers,
+            )
+            trajectory = await run_executor_episode(
+                item.task,
+                policy,
+                sandbox,
+                chat,
+                item.opening,
+                episode_settings,
+                user=user,
+                sample_index=sample,
+                episode_id=f"{item.set_name}/{item.task.id}/{sample}",
+                grade=item.grade,
+            )
+            return {
+                "id": trajectory.id,
+                "set": item.set_name,
+                "task_id": item.task.id,
+                "sample": sample,
+                "reward": trajectory.reward,
+                "reason": trajectory.reason,
+                "messages": trajectory.messages,
+                "info": trajectory.info,
+            }
+
+        return run
+
+    jobs = [(f"{item.set_name}/{item.task.id}/{s}", job(item, s)) for item in items for s in range(num_samples)]
+    records = await run_journaled(jobs, Journal(log_path), concurrency, desc)
+    return summarize_results(records, num_samples)
+
+
+def summarize_results(records: list[dict], num_samples: int) -> dict:
+    by_set: dict[str, dict[str, list[bool]]] = {}
+    reasons: dict[str, dict[str, int]] = {}
+    for record in records:
+        by_set.setdefault(record["set"], {}).setdefault(record["task_id"], []).append(record["reward"] >= 1.0)
+        counts = reasons.setdefault(record["set"], {})
+        counts[record["reason"]] = counts.get(record["reason"], 0) + 1
+    return {
+        name: {**summarize(tasks, ks=(num_samples,)), "end_reasons": reasons[name]}
+        for name, tasks in sorted(by_set.items())
+    }
+
+
+def run_sync(coroutine):
+    return asyncio.run(coroutine)

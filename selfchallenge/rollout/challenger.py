@@ -1,0 +1,118 @@
+"""The challenger episode: explore the environment with tool calls, then write one Code-as-Task.
+
+Up to `explore_turns` turns may be actions (run in a sandbox session on the same world the task will use); the
+first turn that contains a `<task>`/`<instruction>` is parsed as the task. When exploration is used up, the
+model is told to write the task now and gets one last turn of `max_task_tokens`. The result is the parsed record
+(or the parse failure's reason code) plus the challenger's trajectory; the trajectory's reward is filled in
+later, once the task has been checked (and, for a trained challenger, solved).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from ..agents import actions as A
+from ..agents.prompts import CHALLENGER_START, CHALLENGER_WRITE_NOW
+from ..tasks.parser import ParseResult, parse_challenger_output
+from .executor import _observation_text
+from .trajectory import Trajectory
+from .transcript import TokenTranscript
+
+
+@dataclass
+class ChallengerSettings:
+    explore_turns: int = 4
+    max_task_tokens: int = 768
+    max_episode_tokens: int = 2048
+    sampling: dict = field(default_factory=lambda: {"temperature": 1.0, "top_p": 1.0, "max_tokens": 256})
+
+
+@dataclass
+class ChallengerResult:
+    parse: ParseResult
+    trajectory: Trajectory
+
+
+def _looks_like_task(text: str) -> bool:
+    return "<task>" in text or "<instruction>" in text
+
+
+async def run_challenger_episode(
+    env: str,
+    env_config: dict,
+    policy,
+    sandbox,
+    chat,
+    system_prompt: str,
+    settings: ChallengerSettings,
+    episode_id: str,
+    provenance: dict | None = None,
+) -> ChallengerResult:
+    started = time.monotonic()
+    opening = [{"role": "system", "content": system_prompt}, {"role": "user", "content": CHALLENGER_START}]
+    transcript = TokenTranscript(prompt_ids=chat.prompt_ids(opening), messages=opening)
+    session_id = await sandbox.open_session(env, env_config)
+    text = ""
+    weight_version = 0
+    explored = 0
+    out_of_tokens = False
+    try:
+        for turn in range(settings.explore_turns + 1):
+            final = turn == settings.explore_turns
+            if final and not _looks_like_task(text):
+                transcript.add_context(chat.append_ids("user", CHALLENGER_WRITE_NOW), "user", CHALLENGER_WRITE_NOW)
+            max_tokens = settings.max_task_tokens if final else int(settings.sampling["max_tokens"])
+            budget = settings.max_episode_tokens - len(transcript)
+            if budget <= 0:
+                out_of_tokens = True
+                break
+            sampling = {
+                **settings.sampling,
+                "max_tokens": min(max_tokens, budget),
+                "stop_token_ids": chat.stop_token_ids,
+                "stop": ["</task>"] if final else A.STOP_STRINGS + ["</task>"],
+                "include_stop_str_in_output": True,
+            }
+            out = await policy.generate(transcript.ids, sampling)
+            weight_version = int(out.get("weight_version", weight_version))
+            text = chat.tokenizer.decode(out["token_ids"], skip_special_tokens=True)
+            transcript.add_sampled(out["token_ids"], out["logprobs"], text)
+            transcript.add_context(chat.close_turn_ids(out["token_ids"]))
+            if final or _looks_like_task(text):
+                break
+            action = A.parse_action(text, "code")
+            if isinstance(action, A.CodeAction):
+                explored += 1
+                result = await sandbox.session_exec(session_id, action.code)
+                observation = "Observation:\n" + _observation_text(result)
+            else:
+                observation = "Write one Action to explore, or write the task."
+            transcript.add_context(chat.append_ids("user", observation), "user", observation)
+    finally:
+        await sandbox.close_session(session_id)
+
+    provenance = {
+        **(provenance or {}),
+        "transcript_id": episode_id,
+        "explore_turns_used": explored,
+        "weight_version": weight_version,
+    }
+    parsed = parse_challenger_output(text, env, env_config, provenance)
+    if parsed.task is None and out_of_tokens:
+        parsed = ParseResult(None, "out_of_tokens", f"{len(transcript)} tokens used of {settings.max_episode_tokens}")
+    trajectory = transcript.to_trajectory(
+        id=episode_id,
+        task_id=parsed.task.id if parsed.task else episode_id,
+        role="challenger",
+        env=env,
+        reward=0.0,
+        reason=parsed.reason,
+        weight_version=weight_version,
+        info={
+            "parse_detail": parsed.detail,
+            "explore_turns_used": explored,
+            "elapsed_s": round(time.monotonic() - started, 3),
+        },
+    )
+    return ChallengerResult(parsed, trajectory)

@@ -1,0 +1,106 @@
+"""Run many episodes concurrently and journal each result the moment it finishes.
+
+`Journal` is an append-only JSON-lines file with one record per key. A run killed at any point (even kill -9
+in the middle of a write) loses at most the episodes still in flight: on restart the torn last line is cut off,
+finished keys are skipped, and nothing is recorded twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+
+from tqdm import tqdm
+
+
+class Journal:
+    def __init__(self, path: str, key: str = "id"):
+        self.path = path
+        self.key = key
+        self._records: dict[str, dict] = {}
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        if os.path.exists(path):
+            self._load()
+
+    def _load(self) -> None:
+        good_bytes = 0
+        with open(self.path, "rb") as handle:
+            for raw in handle:
+                try:
+                    record = json.loads(raw)
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    break  # a torn write: everything from here on is discarded
+                if not raw.endswith(b"\n"):
+                    break
+                self._records.setdefault(str(record[self.key]), record)
+                good_bytes += len(raw)
+        if good_bytes != os.path.getsize(self.path):
+            with open(self.path, "rb+") as handle:
+                handle.truncate(good_bytes)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._records
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def records(self) -> list[dict]:
+        return list(self._records.values())
+
+    def append(self, record: dict) -> None:
+        key = str(record[self.key])
+        if key in self._records:
+            return
+        line = json.dumps(record, ensure_ascii=False) + "\n"
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+        self._records[key] = record
+
+
+async def run_journaled(
+    jobs: list[tuple[str, Callable[[], Awaitable[dict]]]],
+    journal: Journal,
+    concurrency: int,
+    desc: str,
+    on_error: Callable[[str, BaseException], dict | None] | None = None,
+) -> list[dict]:
+    """Run the jobs whose key is not yet in the journal, at most `concurrency` at once; returns all records
+    (old and new) in job order. A job that raises is passed to `on_error`, whose record (if any) is journaled;
+    without `on_error` the exception propagates after the other jobs in flight finish."""
+    todo = [(key, make) for key, make in jobs if key not in journal]
+    semaphore = asyncio.Semaphore(max(1, concurrency))
+    bar = tqdm(
+        total=len(jobs),
+        initial=len(jobs) - len(todo),
+        desc=desc,
+        unit="ep",
+        file=sys.stderr,
+        dynamic_ncols=True,
+        disable=None,
+    )
+    failures: list[BaseException] = []
+
+    async def one(key: str, make) -> None:
+        async with semaphore:
+            try:
+                record = await make()
+            except Exception as exc:  # noqa: BLE001 - decided by on_error
+                record = on_error(key, exc) if on_error else None
+                if record is None:
+                    failures.append(exc)
+                    return
+            journal.append(record)
+            bar.update(1)
+
+    try:
+        await asyncio.gather(*(one(key, make) for key, make in todo))
+    finally:
+        bar.close()
+    if failures:
+        raise failures[0]
+    return [journal._records[key] for key, _ in jobs if key in journal]

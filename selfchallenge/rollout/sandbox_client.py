@@ -1,0 +1,66 @@
+"""The async sandbox interface episode loops use, over either a SandboxPoolActor (Ray) or a local SandboxPool.
+
+session_id = await sandbox.open_session(env, env_config)
+await sandbox.session_exec(session_id, code) / session_call(...) / session_evaluate(...) / session_snapshot(...)
+await sandbox.close_session(session_id)
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+
+class RaySandbox:
+    """Calls a SandboxPoolActor; every call is awaited without blocking the event loop."""
+
+    def __init__(self, actor):
+        self.actor = actor
+
+    async def open_session(self, env: str, env_config: dict) -> str:
+        opened = await self.actor.open_session.remote(env, env_config)
+        return opened["session_id"]
+
+    async def session_exec(self, session_id: str, code: str) -> dict:
+        return await self.actor.session_exec.remote(session_id, code)
+
+    async def session_call(self, session_id: str, name: str, arguments) -> dict:
+        return await self.actor.session_call.remote(session_id, name, arguments)
+
+    async def session_evaluate(self, session_id: str, verifier: str, answer) -> dict:
+        return await self.actor.session_evaluate.remote(session_id, verifier, answer)
+
+    async def session_snapshot(self, session_id: str) -> dict:
+        return await self.actor.session_snapshot.remote(session_id)
+
+    async def close_session(self, session_id: str) -> None:
+        await self.actor.session_close.remote(session_id)
+
+
+class LocalSandbox:
+    """Drives a SandboxPool in this process (its calls block, so they run in worker threads)."""
+
+    def __init__(self, pool):
+        self.pool = pool
+        self._sessions: dict = {}
+
+    async def open_session(self, env: str, env_config: dict) -> str:
+        session = await asyncio.to_thread(self.pool.open_session, env, env_config)
+        self._sessions[session.session_id] = session
+        return session.session_id
+
+    async def session_exec(self, session_id: str, code: str) -> dict:
+        return await asyncio.to_thread(self._sessions[session_id].exec, code)
+
+    async def session_call(self, session_id: str, name: str, arguments) -> dict:
+        return await asyncio.to_thread(self._sessions[session_id].call, name, arguments)
+
+    async def session_evaluate(self, session_id: str, verifier: str, answer) -> dict:
+        return await asyncio.to_thread(self._sessions[session_id].evaluate, verifier, answer)
+
+    async def session_snapshot(self, session_id: str) -> dict:
+        return await asyncio.to_thread(self._sessions[session_id].snapshot)
+
+    async def close_session(self, session_id: str) -> None:
+        session = self._sessions.pop(session_id, None)
+        if session is not None:
+            await asyncio.to_thread(session.close)

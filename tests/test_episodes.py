@@ -1,0 +1,289 @@
+"""Challenger and executor episode loops against the real Docker sandbox, driven by scripted policies (the
+engine-driven versions run in tests/test_pipeline.py): token bookkeeping, rewards and end reasons."""
+
+import asyncio
+import json
+
+import pytest
+
+from selfchallenge.agents.actions import format_answer, format_code_action, format_json_action
+from selfchallenge.agents.prompts import challenger_system_prompt, executor_opening
+from selfchallenge.agents.user import ScriptedUser
+from selfchallenge.envs import make_env
+from selfchallenge.rollout.challenger import ChallengerSettings, run_challenger_episode
+from selfchallenge.rollout.executor import ExecutorSettings, run_executor_episode
+from selfchallenge.rollout.policy import ScriptedPolicy
+from selfchallenge.rollout.sandbox_client import LocalSandbox
+from selfchallenge.tasks.record import CaTTask
+
+TASK = CaTTask(
+    "t-tariff",
+    "calculation",
+    {"domain": "trade_calculator"},
+    "Convert 1200 at a rate of 0.9, add a 5% tariff on the converted price. Answer with the number only.",
+    "def evaluate(state, answer):\n    return abs(float(answer) - 1134.0) < 0.01",
+    "",
+    [],
+)
+
+
+def _policy(chat, turns):
+    return ScriptedPolicy(chat.tokenizer, turns, end_ids=chat.stop_token_ids)
+
+
+def _run(coro):
+    return asyncio.run(coro)
+
+
+def _opening(task):
+    return executor_opening(task.env, make_env(task.env, task.env_config), task.instruction, "code")
+
+
+def test_executor_solves_and_masks_exactly_the_sampled_tokens(docker_pool, tiny_chat):
+    turns = [
+        format_code_action("price = convert_currency(1200, 0.9)\nprice"),
+        format_code_action("print(estimate_final_value(price, calculate_tariff(price, 5)))"),
+        format_answer("1134.0"),
+    ]
+    policy = _policy(tiny_chat, turns)
+    trajectory = _run(
+        run_executor_episode(
+            TASK,
+            policy,
+            LocalSandbox(docker_pool),
+            tiny_chat,
+            _opening(TASK),
+            ExecutorSettings(max_turns=5, max_episode_tokens=8000),
+        )
+    )
+    assert trajectory.reward == 1.0 and trajectory.reason == "answered"
+    assert trajectory.info["tool_calls"] == 2 and trajectory.info["answer"] == "1134.0"
+    # the bare expression on the last line is echoed (REPL style), and the session kept `price` across actions
+    observations = [m["content"] for m in trajectory.messages if m["role"] == "user"][1:]
+    assert observations[0].endswith("1080.0") and observations[1].endswith("1134.0")
+    # loss mask = exactly the tokens the policy produced, in order
+    sampled = [tok for m, tok in zip(trajectory.loss_mask, trajectory.response_ids, strict=True) if m]
+    expected = []
+    for text in turns:
+        expected += tiny_chat.tokenizer.encode(text, add_special_tokens=False) + tiny_chat.stop_token_ids
+    assert sampled == expected
+    assert all(lp == 0.0 for m, lp in zip(trajectory.loss_mask, trajectory.logprobs, strict=True) if not m)
+
+
+def test_executor_wrong_answer_gets_zero_and_budgets_end_episodes(docker_pool, tiny_chat):
+    sandbox = LocalSandbox(docker_pool)
+    wrong = _run(
+        run_executor_episode(
+            TASK, _policy(tiny_chat, [format_answer("1200")]), sandbox, tiny_chat, _opening(TASK), ExecutorSettings()
+        )
+    )
+    assert wrong.reward == 0.0 and wrong.reason == "answered"
+    looping = _policy(tiny_chat, [format_code_action("print(1)")])
+    out = _run(run_executor_episode(TASK, looping, sandbox, tiny_chat, _opening(TASK), ExecutorSettings(max_turns=3)))
+    assert out.reason == "max_turns" and out.reward == 0.0 and out.info["tool_calls"] == 3
+    out = _run(
+        run_executor_episode(
+            TASK,
+            looping,
+            sandbox,
+            tiny_chat,
+            _opening(TASK),
+            ExecutorSettings(max_turns=50, max_episode_tokens=len(out.prompt_ids) + 60),
+        )
+    )
+    assert out.reason == "max_tokens"
+    # M3 protocol: a wrong answer gets a retry message, and a later right one counts
+    retry = _policy(tiny_chat, [format_answer("1200"), format_answer("1134")])
+    out = _run(
+        run_executor_episode(
+            TASK, retry, sandbox, tiny_chat, _opening(TASK), ExecutorSettings(retry_wrong_answers=True)
+        )
+    )
+    assert out.reward == 1.0 and "incorrect" in out.messages[-2]["content"]
+
+
+def test_executor_code_that_hangs_is_interrupted_and_the_episode_continues(docker_pool, tiny_chat):
+    policy = _policy(tiny_chat, [format_code_action("while True:\n    pass"), format_answer("1134")])
+    out = _run(
+        run_executor_episode(TASK, policy, LocalSandbox(docker_pool), tiny_chat, _opening(TASK), ExecutorSettings())
+    )
+    assert out.reward == 1.0 and "deadline" in out.messages[2]["content"]
+
+
+def test_retail_dialogue_with_json_tools_user_stop_and_terminate(docker_pool, tiny_chat):
+    task = CaTTask(
+        "t-cancel",
+        "retail",
+        {},
+        "You are Kenji Suzuki. Cancel order #W7688726, you no longer need it.",
+        "def evaluate(state, answer):\n    o = state['orders']['#W7688726']\n"
+        "    return o['status'] == 'cancelled' and 'cancelled' in answer",
+        "",
+        [],
+    )
+    opening = executor_opening("retail", make_env("retail", {}), task.instruction, "json")
+    turns = [
+        "Sure, which order?",
+        format_json_action("cancel_pending_order", {"order_id": "#W7688726", "reason": "no longer needed"}),
+        "Your order #W7688726 is cancelled.",
+    ]
+    user = ScriptedUser(["Hi, I want to cancel an order.", "#W7688726 please, I no longer need it."])
+    out = _run(
+        run_executor_episode(
+            task,
+            _policy(tiny_chat, turns),
+            LocalSandbox(docker_pool),
+            tiny_chat,
+            opening,
+            ExecutorSettings(action_format="json", max_episode_tokens=100_000),
+            user=user,
+        )
+    )
+    assert out.reason == "user_stop" and out.reward == 1.0
+    assert out.info["said"] == ["Sure, which order?", "Your order #W7688726 is cancelled."]
+    # transfer_to_human_agents ends the episode, through a JSON call or inside code
+    for action in (
+        format_json_action("transfer_to_human_agents", {"summary": "x"}),
+        format_code_action("transfer_to_human_agents(summary='x')"),
+    ):
+        fmt = "json" if action.startswith("Action:\n{") else "code"
+        out = _run(
+            run_executor_episode(
+                task,
+                _policy(tiny_chat, [action]),
+                LocalSandbox(docker_pool),
+                tiny_chat,
+                opening,
+                ExecutorSettings(action_format=fmt, max_episode_tokens=100_000),
+                user=ScriptedUser(["hello"]),
+            )
+        )
+        assert out.reason == "terminate_tool" and out.reward == 0.0
+
+
+def test_challenger_explores_then_writes_a_parsable_task(docker_pool, tiny_chat):
+    env = make_env("calculation", {"domain": "trade_calculator"})
+    system = challenger_system_prompt("calculation", env.describe(), env.tool_specs(), explore_turns=2)
+    task_text = (
+        "<task>\n<instruction>Convert 10 at rate 3.</instruction>\n<evaluation_function>\n"
+        "def evaluate(state, answer):\n    return answer == 30\n</evaluation_function>\n"
+        "<solution>\nanswer = convert_currency(10, 3)\n</solution>\n<failure_case>\nanswer = 31\n</failure_case>\n</task>"
+    )
+    policy = _policy(tiny_chat, [format_code_action("print(convert_currency(10, 3))"), task_text])
+    result = _run(
+        run_challenger_episode(
+            "calculation",
+            {"domain": "trade_calculator"},
+            policy,
+            LocalSandbox(docker_pool),
+            tiny_chat,
+            system,
+            ChallengerSettings(explore_turns=2, max_episode_tokens=10_000),
+            episode_id="c0",
+            provenance={"iteration": 0},
+        )
+    )
+    assert result.parse.reason == "parsed" and result.parse.task.solution == "answer = convert_currency(10, 3)"
+    assert result.parse.task.provenance["transcript_id"] == "c0"
+    assert result.parse.task.provenance["explore_turns_used"] == 1
+    assert "30" in result.trajectory.messages[3]["content"]  # the exploration's observation
+    assert result.trajectory.role == "challenger" and sum(result.trajectory.loss_mask) > 0
+    # a challenger that never writes a task is told to, and its failure has a reason code
+    stuck = _policy(tiny_chat, [format_code_action("print(1)")])
+    result = _run(
+        run_challenger_episode(
+            "calculation",
+            {},
+            stuck,
+            LocalSandbox(docker_pool),
+            tiny_chat,
+            system,
+            ChallengerSettings(explore_turns=1, max_episode_tokens=10_000),
+            episode_id="c1",
+        )
+    )
+    assert result.parse.task is None and result.parse.reason == "missing_instruction"
+    assert any("Now write the task" in m["content"] for m in result.trajectory.messages)
+    # a prompt that leaves no room to write has its own reason
+    result = _run(
+        run_challenger_episode(
+            "calculation",
+            {},
+            stuck,
+            LocalSandbox(docker_pool),
+            tiny_chat,
+            system,
+            ChallengerSettings(explore_turns=1, max_episode_tokens=100),
+            episode_id="c2",
+        )
+    )
+    assert result.parse.reason == "out_of_tokens"
+
+
+@pytest.fixture(scope="module")
+def taubench_pool(shared_data):
+    from selfchallenge.config import SandboxConfig
+    from selfchallenge.sandbox.pool import SandboxPool
+
+    with SandboxPool(
+        SandboxConfig(backend="docker", num_workers=1, max_sessions=4), data_dirs=[str(shared_data / "taubench")]
+    ) as pool:
+        yield pool
+
+
+@pytest.mark.parametrize("wrong", [False, True])
+def test_tau_harness_scores_gold_replays_100_and_wrong_answers_0(
+    taubench_pool, tiny_chat, shared_data, tmp_path, wrong
+):
+    """A scripted policy that replays each task's reference actions (and says its outputs) scores 100%; dropping
+    the last write (or the outputs) scores 0%."""
+    from selfchallenge.eval.harness import evaluate_items, tau_items
+
+    rows, items = {}, []
+    for env in ("retail", "airline"):
+        path = shared_data / "taubench" / env / "tasks_dev.json"
+        data = json.loads(path.read_text())[:5]
+        rows.update({f"{env}-{i}": row for i, row in enumerate(data)})
+        items += tau_items(
+            env,
+            str(path),
+            {"data_dir": str(shared_data / "taubench" / env)},
+            max_tasks=5,
+            action_format="json",
+            scripted_users=True,
+        )
+
+    def turns_for(row):
+        actions = [a for a in row["actions"] if a["name"] != "transfer_to_human_agents"]
+        turns = [format_json_action(a["name"], a["kwargs"]) for a in actions]
+        outputs = list(row.get("outputs") or [])
+        if wrong:
+            writes = [
+                i
+                for i, a in enumerate(actions)
+                if not a["name"].startswith(("get_", "find_", "list_", "search_", "calculate", "think"))
+            ]
+            if writes:
+                del turns[writes[-1]]
+            else:
+                outputs = ["something else"]
+        return turns + ["Done. " + ", ".join(outputs)]
+
+    scores = {}
+    for item in items:
+        item.user_lines = ["Hello."]
+        policy = _policy(tiny_chat, turns_for(rows[item.task.id]))
+        outcome = _run(
+            evaluate_items(
+                [item],
+                policy,
+                LocalSandbox(taubench_pool),
+                tiny_chat,
+                ExecutorSettings(action_format="json", max_episode_tokens=10**6),
+                1,
+                1,
+                str(tmp_path / f"{item.task.id}.jsonl"),
+            )
+        )
+        scores[item.task.id] = outcome[item.set_name]["pass@1"]
+    assert scores == {key: 0.0 if wrong else 1.0 for key in rows}
