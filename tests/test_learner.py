@@ -1,0 +1,319 @@
+"""The DeepSpeed learner on CPU with a tiny randomly initialised Llama built here (no hub).
+
+In-process LearnerActors (one rank, fp32) for ZeRO 0/2/3 training, micro-batching, gradient checkpointing, KL,
+checkpoint resume and HF export; one Ray LearnerGroup with two ranks (ZeRO-3) for sharding and weight sync.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+import torch
+
+from selfchallenge.config import LearnerConfig
+from selfchallenge.learner.actor import LearnerActor, LearnerGroup, lr_lambda
+from selfchallenge.rollout.trajectory import Trajectory
+
+pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::DeprecationWarning")
+
+VOCAB = 96
+SPECIAL = ["<pad>", "<unk>", "<eos>"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # Two shared cores: OpenMP threads spinning against other processes make tiny ops 20x slower.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> str:
+    """A 2-layer Llama (hidden 128, 2 heads of 64) with a word-level tokenizer, saved as an HF folder."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    out = str(tmp_path_factory.mktemp("tiny_llama"))
+    vocab = {tok: i for i, tok in enumerate(SPECIAL + [f"w{i}" for i in range(VOCAB - len(SPECIAL))])}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="<pad>", unk_token="<unk>", eos_token="<eos>"
+    )
+    config = LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        head_dim=64,
+        max_position_embeddings=256,
+        tie_word_embeddings=False,
+        pad_token_id=0,
+        eos_token_id=2,
+    )
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def make_trajectories(groups: int = 4, per_group: int = 4, seed: int = 0) -> list[dict]:
+    """Groups of samples of one task: shared prompt, random replies with a tool-output span, 0/1 rewards."""
+    rng = random.Random(seed)
+    out = []
+    for g in range(groups):
+        prompt = [rng.randrange(3, VOCAB) for _ in range(rng.randint(3, 8))]
+        for k in range(per_group):
+            n = rng.randint(4, 12)
+            response = [rng.randrange(3, VOCAB) for _ in range(n)]
+            mask = [0 if 1 <= i <= 2 else 1 for i in range(n)]  # tokens 1-2 are a tool output
+            logprobs = [-4.6 + rng.uniform(-0.3, 0.3) if m else 0.0 for m in mask]
+            reward = float((g + k) % 2) if g < groups - 1 else 1.0  # the last group: all solved
+            out.append(
+                Trajectory(
+                    id=f"t{g}/{k}",
+                    task_id=f"t{g}",
+                    role="executor" if g % 2 == 0 else "challenger",
+                    env="calculation",
+                    prompt_ids=prompt,
+                    response_ids=response,
+                    loss_mask=mask,
+                    logprobs=logprobs,
+                    reward=reward,
+                    reason="answered",
+                ).to_dict()
+            )
+    return out
+
+
+def learner(model_dir: str, total_steps: int = 0, **overrides) -> LearnerActor:
+    cfg = {"algorithm": "rft", "lr": 1e-3, "micro_batch_tokens": 64, "grad_clip": 1.0}
+    cfg.update(overrides)
+    actor = LearnerActor(LearnerConfig(**cfg), model_dir, total_steps=total_steps)
+    actor.setup()
+    return actor
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def assert_same_update(a: dict, b: dict, lr: float, steps: int = 1) -> None:
+    """Two runs of AdamW steps that should be mathematically identical.
+
+    Adam moves each weight by about lr * m / sqrt(v), so an element whose gradient is ~0 can flip sign on float
+    rounding (summation order differs between micro-batchings, ranks or ZeRO stages). Those elements are rare
+    and move at most 2 lr per step apart; every other element must agree to 1e-6.
+    """
+    assert a.keys() == b.keys()
+    differing = total = 0
+    for name in a:
+        diff = (a[name] - b[name]).abs()
+        assert diff.max().item() <= 2 * lr * steps + 1e-6, name
+        differing += int((diff > 1e-6).sum())
+        total += diff.numel()
+    assert differing <= 1e-3 * total, f"{differing} of {total} weights differ"
+
+
+def test_every_zero_stage_reduces_the_loss_and_agrees(model_dir):
+    batch = make_trajectories()
+    final = {}
+    for stage in (0, 2, 3):
+        actor = learner(model_dir, zero_stage=stage)
+        losses = [actor.train(batch)["loss"] for _ in range(4)]
+        assert losses[-1] < 0.9 * losses[0], (stage, losses)
+        final[stage] = (losses, actor.full_weights())
+    # Same init, same data, one rank: the three ZeRO stages are the same optimiser.
+    for stage in (2, 3):
+        assert final[stage][0] == pytest.approx(final[0][0], rel=1e-5)
+        assert_same_update(final[stage][1], final[0][1], lr=1e-3, steps=4)
+
+
+def test_micro_batching_and_gradient_checkpointing_do_not_change_the_update(model_dir):
+    batch = make_trajectories()
+    one_micro_batch = learner(model_dir, algorithm="grpo", micro_batch_tokens=100_000)
+    many_small = learner(model_dir, algorithm="grpo", micro_batch_tokens=16, gradient_checkpointing=True)
+    metrics = many_small.train(batch)
+    reference = one_micro_batch.train(batch)
+    assert metrics["loss"] == pytest.approx(reference["loss"], abs=1e-6)
+    assert metrics["grad_norm"] == pytest.approx(reference["grad_norm"], rel=1e-5)
+    assert metrics["tokens"] == reference["tokens"] > 0
+    assert_same_update(many_small.full_weights(), one_micro_batch.full_weights(), lr=1e-3)
+
+
+@pytest.mark.parametrize("stage", [0, 3])
+def test_kl_to_the_frozen_reference_starts_at_zero_and_grows(model_dir, stage):
+    actor = learner(model_dir, algorithm="reinforce", kl_coef=0.1, zero_stage=stage)
+    batch = make_trajectories()
+    kls = [actor.train(batch)["kl"] for _ in range(3)]
+    assert kls[0] == pytest.approx(0.0, abs=1e-6)
+    assert kls[-1] > 1e-4
+
+
+def test_nothing_to_learn_takes_no_optimizer_step(model_dir):
+    actor = learner(model_dir, algorithm="grpo")
+    before = actor.full_weights()
+    flat = [dict(t, reward=1.0) for t in make_trajectories()]  # every group all solved: all advantages 0
+    metrics = actor.train(flat)
+    assert metrics["optimizer_steps"] == 0 and metrics["sequences_trained"] == 0
+    assert_same_weights(actor.full_weights(), before)
+
+
+def test_bad_inputs_fail_with_clear_messages(model_dir):
+    actor = learner(model_dir)
+    bad = make_trajectories(groups=1, per_group=1)
+    bad[0]["response_ids"][0] = VOCAB + 5
+    with pytest.raises(ValueError, match="outside the model's vocabulary"):
+        actor.train(bad)
+    with pytest.raises(ValueError, match="lr_schedule=cosine decays over the run"):
+        lr_lambda("cosine", 0, 0)
+    with pytest.raises(FileNotFoundError, match="no learner checkpoint"):
+        actor.load_checkpoint(str(model_dir))
+
+
+def test_lr_schedules():
+    warm_cosine = lr_lambda("cosine", 2, 10)
+    assert [warm_cosine(s) for s in (0, 1, 2, 6, 10)] == pytest.approx([0.5, 1.0, 1.0, 0.5, 0.0])
+    assert [lr_lambda("linear", 0, 4)(s) for s in (0, 2, 4, 9)] == pytest.approx([1.0, 0.5, 0.0, 0.0])
+
+
+def test_checkpoint_resume_is_exact(model_dir, tmp_path):
+    """ZeRO-3 + cosine schedule: a new learner loading the checkpoint continues bit for bit."""
+    settings = {"algorithm": "ppo", "zero_stage": 3, "lr_schedule": "cosine", "warmup_steps": 1, "epochs": 2}
+    first = learner(model_dir, total_steps=20, **settings)
+    batch, next_batch = make_trajectories(seed=1), make_trajectories(seed=2)
+    first.train(batch)
+    first.train(batch)
+    first.save_checkpoint(str(tmp_path / "ckpt"))
+    weights, optimizer = first.full_weights(), first.optimizer_state()
+
+    resumed = learner(model_dir, total_steps=20, **settings)
+    assert resumed.load_checkpoint(str(tmp_path / "ckpt")) == {"iteration": 2, "global_steps": 4}
+    assert_same_weights(resumed.full_weights(), weights)
+    state = resumed.optimizer_state()
+    assert state["global_steps"] == optimizer["global_steps"] and state["lr"] == optimizer["lr"]
+    assert len(state["tensors"]) == len(optimizer["tensors"]) > 0
+    assert all(torch.equal(a, b) for a, b in zip(state["tensors"], optimizer["tensors"], strict=True))
+
+    expected = first.train(next_batch)
+    got = resumed.train(next_batch)
+    assert got["loss"] == expected["loss"] and got["lr"] == expected["lr"]
+    assert_same_weights(resumed.full_weights(), first.full_weights())
+
+
+def safetensors_index(folder: str) -> dict[str, str]:
+    from pathlib import Path
+
+    from safetensors import safe_open
+
+    names = {}
+    for path in Path(folder).glob("*.safetensors"):
+        with safe_open(str(path), framework="pt") as handle:
+            names.update({name: str(handle.get_slice(name).get_dtype()) for name in handle.keys()})
+    return names
+
+
+def test_hf_export_loads_in_transformers_with_identical_logits(model_dir, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    actor = learner(model_dir, zero_stage=3)
+    actor.train(make_trajectories())
+    out = actor.export_hf(str(tmp_path / "hf"))
+    model = AutoModelForCausalLM.from_pretrained(out).eval()
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    ids = torch.tensor([tokenizer.encode("w1 w5 w9 w42 w7 w3")])
+    assert ids.shape == (1, 6) and (ids > 2).all()
+    with torch.no_grad():
+        exported = model(input_ids=ids).logits
+        trained = actor.engine(input_ids=ids).logits
+    torch.testing.assert_close(exported, trained, atol=1e-5, rtol=1e-5)
+    # vLLM reads the same files: the tensor names and dtypes must be exactly those of a save_pretrained folder
+    assert safetensors_index(out) == safetensors_index(model_dir)
+    # and the export really holds the trained weights, not the initial ones
+    initial = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    with torch.no_grad():
+        assert not torch.allclose(initial(input_ids=ids).logits, exported, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    import ray
+
+    ray.init(address="local", num_cpus=4, include_dashboard=False, logging_level="ERROR")
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def engine(ray_cluster, model_dir):
+    from selfchallenge.config import EngineConfig
+    from selfchallenge.rollout.engine import create_engines, shutdown_engines
+
+    cfg = EngineConfig(max_model_len=256, max_num_seqs=16, cpu_kvcache_space_gb=0.25, num_cpus_per_engine=1)
+    (handle,) = create_engines(cfg, model_dir, device="cpu")
+    yield handle
+    shutdown_engines([handle])
+
+
+def hf_greedy(weights: dict, model_dir: str, prompt: list[int], steps: int) -> list[int]:
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="eager").eval()
+    model.load_state_dict(weights)
+    ids = list(prompt)
+    with torch.no_grad():
+        for _ in range(steps):
+            ids.append(int(model(torch.tensor([ids])).logits[0, -1].argmax()))
+    return ids[len(prompt) :]
+
+
+def test_group_reports_a_bad_model_path_and_releases_its_resources(ray_cluster, tmp_path):
+    ray = ray_cluster
+    before = ray.available_resources().get("CPU", 0)
+    with pytest.raises(FileNotFoundError, match="is not a Hugging Face model folder"):
+        LearnerGroup(LearnerConfig(), str(tmp_path / "missing"), num_cpus_per_learner=1)
+    deadline = time.monotonic() + 30
+    while ray.available_resources().get("CPU", 0) < before and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert ray.available_resources().get("CPU", 0) == before
+
+
+@pytest.mark.vllm
+@pytest.mark.timeout(900)
+def test_two_rank_group_matches_one_rank_and_syncs_into_vllm(model_dir, ray_cluster, engine):
+    ray = ray_cluster
+    batch = make_trajectories(groups=6)
+    single = learner(model_dir, algorithm="grpo", micro_batch_tokens=48, lr=1e-2)
+    single_metrics = single.train(batch)
+
+    cfg = LearnerConfig(algorithm="grpo", lr=1e-2, micro_batch_tokens=48, num_learners=2, zero_stage=3)
+    group = LearnerGroup(cfg, model_dir, num_cpus_per_learner=1, env_vars={"OMP_NUM_THREADS": "1"})
+    try:
+        metrics = group.train(batch)
+        assert metrics["optimizer_steps"] == 1
+        weights = group.full_weights()
+        # Two ranks with globally normalised losses give the one-rank update.
+        assert metrics["loss"] == pytest.approx(single_metrics["loss"], abs=1e-6)
+        assert metrics["grad_norm"] == pytest.approx(single_metrics["grad_norm"], rel=1e-5)
+        assert_same_update(weights, single.full_weights(), lr=1e-2)
+
+        prompts = [t["prompt_ids"] for t in batch[::4]]
+        greedy = {"temperature": 0.0, "max_tokens": 10, "ignore_eos": True}
+        before = [out["token_ids"] for out in ray.get([engine.generate.remote(p, greedy) for p in prompts])]
+        timings = group.sync_weights([engine], version=3, bucket_bytes=256 * 1024)
+        assert timings["engines"] == 1 and 1 < timings["num_buckets"] < len(weights)
+        outs = ray.get([engine.generate.remote(p, greedy) for p in prompts])
+        assert all(out["weight_version"] == 3 for out in outs)
+        after = [out["token_ids"] for out in outs]
+        assert after == [hf_greedy(weights, model_dir, p, 10) for p in prompts]
+        assert after != before
+    finally:
+        group.shutdown()
