@@ -115,7 +115,7 @@ class ExecutorConfig:
 
 @dataclass
 class LearnerConfig:
-    algorithm: str = "rft"  # rft | sft | reinforce | rloo | grpo | drgrpo | ppo
+    algorithm: str = "rft"  # rft | sft (the same algorithm) | reinforce | rloo | grpo | drgrpo | ppo
     num_learners: int = 1
     zero_stage: int = 0  # 0 | 2 | 3
     lr: float = 1e-5
@@ -124,6 +124,7 @@ class LearnerConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     epochs: int = 1  # passes over each iteration's trajectories
+    mini_batch_size: int = 0  # trajectories per optimizer step; 0 = the whole iteration is one step
     micro_batch_tokens: int = 4096  # token budget of one micro-batch (sequences are packed greedily)
     gradient_checkpointing: bool = False
     # Algorithm knobs (used only by the algorithms that name them in their docstring).

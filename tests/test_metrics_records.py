@@ -70,3 +70,9 @@ def test_trajectory_round_trip_and_length_check(tmp_path):
     assert back == t and back.group_id == "t" and back.num_sampled_tokens == 2
     with pytest.raises(ValueError, match="same length"):
         Trajectory("x", "x", "executor", "calculation", [1], [2, 3], [1], [0.0, 0.0], 0.0, "answered")
+
+
+def test_empty_datasets_round_trip(tmp_path):
+    save_tasks(str(tmp_path / "t"), [])
+    save_trajectories(str(tmp_path / "tr"), [])
+    assert load_tasks(str(tmp_path / "t")) == [] and load_trajectories(str(tmp_path / "tr")) == []

@@ -35,8 +35,7 @@ ADDITIVE_METRICS = ("loss", "pg_loss", "nll", "kl", "clip_frac", "ratio", "appro
 
 
 def mini_batch_size(cfg: LearnerConfig) -> int:
-    # Proposed LearnerConfig field (trajectories per optimizer step, 0 = the whole iteration in one step).
-    return int(getattr(cfg, "mini_batch_size", 0))
+    return int(cfg.mini_batch_size)
 
 
 def lr_lambda(schedule: str, warmup_steps: int, total_steps: int):

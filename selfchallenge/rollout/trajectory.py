@@ -92,11 +92,10 @@ def save_trajectories(path: str, trajectories: Iterable[Trajectory]) -> None:
 
 
 def load_trajectories(path: str) -> list[Trajectory]:
-    import datasets
+    from ..tasks.record import load_dataset_rows
 
     out = []
-    for row in datasets.load_from_disk(path):
-        row = dict(row)
+    for row in load_dataset_rows(path):
         for name in _JSON_FIELDS:
             row[name] = json.loads(row[name])
         out.append(Trajectory.from_dict(row))

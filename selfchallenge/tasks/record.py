@@ -138,7 +138,7 @@ def save_tasks(path: str, tasks: Iterable[CaTTask]) -> None:
 def tasks_from_dataset(dataset) -> list[CaTTask]:
     tasks = []
     for row in dataset:
-        row = dict(row)
+        row = dict(row)  # rows of a Dataset or plain dicts
         for name in _OBJECT_FIELDS:
             row[name] = json.loads(row[name]) if row.get(name) is not None else None
         row["env_config"] = row["env_config"] or {}
@@ -148,10 +148,18 @@ def tasks_from_dataset(dataset) -> list[CaTTask]:
     return tasks
 
 
+def load_dataset_rows(path: str) -> list[dict]:
+    """Rows of a dataset saved with `save_to_disk`, including an empty one (which `datasets` cannot reload)."""
+    import datasets
+
+    with open(os.path.join(path, "state.json"), encoding="utf-8") as handle:
+        if not json.load(handle).get("_data_files"):
+            return []
+    return [dict(row) for row in datasets.load_from_disk(path)]
+
+
 def load_tasks(path: str) -> list[CaTTask]:
     """Load tasks from a JSONL file or a saved dataset folder."""
     if os.path.isdir(path):
-        import datasets
-
-        return tasks_from_dataset(datasets.load_from_disk(path))
+        return tasks_from_dataset(load_dataset_rows(path))
     return load_tasks_jsonl(path)

@@ -1,0 +1,448 @@
+"""The self-challenging loop as resumable stages.
+
+Per iteration i (outputs under <run_dir>/iter_<i>/):
+  propose  challenger episodes (explore, then write a Code-as-Task)   -> proposals.jsonl, tasks_proposed/, challenger_trajectories/
+  check    the filter in the sandbox, then near-duplicate removal     -> checks.jsonl, tasks_kept/ (+ tasks_kept.jsonl)
+  solve    k executor episodes per kept task, verifier reward          -> rollouts.jsonl, trajectories/
+  train    the learner update, then checkpoint + HF export + weight sync -> <run_dir>/checkpoints/iter_<i>/
+  eval     benchmark / held-out evaluation                            -> eval.jsonl (+ eval_before.jsonl at start)
+Each stage writes its outputs before the next starts and is recorded in <run_dir>/state.json once complete.
+Episode stages journal every finished episode at once (rollout/runner.py), so rerunning the same command resumes
+a killed run from where it stopped, without losing or repeating an episode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections import Counter
+
+from . import config as config_mod
+from .agents.prompts import TAU_ENVS, challenger_system_prompt, executor_opening
+from .config import ConfigError, RunConfig
+from .envs import make_env
+from .rollout.challenger import ChallengerSettings, run_challenger_episode
+from .rollout.executor import ExecutorSettings, run_executor_episode
+from .rollout.runner import Journal, run_journaled
+from .rollout.trajectory import Trajectory, save_trajectories
+from .tasks.check_rule import funnel_counts
+from .tasks.dedup import deduplicate
+from .tasks.record import CaTTask, save_tasks, save_tasks_jsonl
+from .tracking import MetricsLogger
+
+logger = logging.getLogger(__name__)
+
+# Keys whose change makes an existing run dir meaningless to resume (everything else may change between runs).
+_RESUME_KEYS = ("mode", "seed", "envs", "model", "challenger", "executor", "learner.algorithm")
+
+
+class RunDir:
+    """The run directory: resolved config, finished stages (state.json), per-iteration folders."""
+
+    def __init__(self, cfg: RunConfig):
+        self.cfg = cfg
+        self.path = os.path.abspath(cfg.run_dir)
+        os.makedirs(self.path, exist_ok=True)
+        self.state_path = os.path.join(self.path, "state.json")
+        self.state = {"done": [], "models": {}}
+        if os.path.exists(self.state_path):
+            with open(self.state_path, encoding="utf-8") as handle:
+                self.state = json.load(handle)
+            self._check_resumable()
+        with open(os.path.join(self.path, "config.yaml"), "w", encoding="utf-8") as handle:
+            handle.write(config_mod.to_yaml(cfg))
+
+    def _check_resumable(self) -> None:
+        saved = self.state.get("config", {})
+        now = config_mod.to_dict(self.cfg)
+        for key in _RESUME_KEYS:
+            head, _, tail = key.partition(".")
+            old, new = saved.get(head), now.get(head)
+            if tail and isinstance(old, dict):
+                old, new = old.get(tail), new.get(tail)
+            if saved and old != new:
+                raise ConfigError(
+                    f"{self.path} holds a run made with a different `{key}`; resuming would mix the two. "
+                    f"Use a new run_dir (run_dir=...) or restore {key}"
+                )
+
+    def iter_dir(self, iteration: int) -> str:
+        path = os.path.join(self.path, f"iter_{iteration:03d}")
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    def done(self, key: str) -> bool:
+        return key in self.state["done"]
+
+    def mark(self, key: str, **extra) -> None:
+        self.state["done"].append(key)
+        self.state.update(extra)
+        self.state["config"] = config_mod.to_dict(self.cfg)
+        tmp = f"{self.state_path}.tmp"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(self.state, handle, indent=1)
+        os.replace(tmp, self.state_path)
+
+    @property
+    def latest_model(self) -> tuple[str | None, str | None]:
+        """(HF folder, DeepSpeed checkpoint) of the newest finished training stage, or (None, None)."""
+        models = self.state.get("models", {})
+        if not models:
+            return None, None
+        newest = models[max(models, key=int)]
+        return newest["hf"], newest["checkpoint"]
+
+
+# ---------------------------------------------------------------------------------------------------- stages
+def _task_budget(cfg: RunConfig) -> list[tuple[int, int]]:
+    """(env spec index, number of challenger episodes) per environment, split by weight."""
+    total = sum(spec.weight for spec in cfg.envs)
+    counts = [int(cfg.challenger.tasks_per_iteration * spec.weight / total) for spec in cfg.envs]
+    for i in range(cfg.challenger.tasks_per_iteration - sum(counts)):
+        counts[i % len(counts)] += 1
+    return list(enumerate(counts))
+
+
+def stage_propose(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLogger) -> None:
+    out = run.iter_dir(iteration)
+    journal = Journal(os.path.join(out, "proposals.jsonl"))
+    policy, chat, sandbox = rt.policy(generation=True), rt.chat, rt.sandbox
+    settings = ChallengerSettings(
+        explore_turns=cfg.challenger.explore_turns,
+        max_task_tokens=cfg.challenger.max_tokens,
+        max_episode_tokens=cfg.engine.max_model_len,
+        sampling=_sampling(cfg.challenger.sampling, cfg.seed, iteration),
+    )
+    jobs = []
+    for spec_index, count in _task_budget(cfg):
+        spec = cfg.envs[spec_index]
+        world = make_env(spec.name, spec.env_config)
+        system = challenger_system_prompt(spec.name, world.describe(), world.tool_specs(), settings.explore_turns)
+        for k in range(count):
+            key = f"it{iteration}-env{spec_index}-{k}"
+
+            async def job(spec=spec, system=system, key=key) -> dict:
+                result = await run_challenger_episode(
+                    spec.name,
+                    spec.env_config,
+                    policy,
+                    sandbox,
+                    chat,
+                    system,
+                    settings,
+                    episode_id=key,
+                    provenance={"iteration": iteration, "model": rt.model_path, "mode": cfg.mode},
+                )
+                return {
+                    "id": key,
+                    "env": spec.name,
+                    "reason": result.parse.reason,
+                    "detail": result.parse.detail,
+                    "task": result.parse.task.to_dict() if result.parse.task else None,
+                    "trajectory": result.trajectory.to_dict(),
+                }
+
+            jobs.append((key, job))
+
+    def on_error(key: str, exc: BaseException) -> dict:
+        logger.warning("challenger episode %s failed: %s", key, exc)
+        return {"id": key, "env": None, "reason": "infra_error", "detail": str(exc), "task": None, "trajectory": None}
+
+    records = asyncio.run(run_journaled(jobs, journal, cfg.executor.concurrency, f"iter {iteration} propose", on_error))
+    tasks = [CaTTask.from_dict(r["task"]) for r in records if r["task"]]
+    save_tasks(os.path.join(out, "tasks_proposed"), tasks)
+    save_trajectories(
+        os.path.join(out, "challenger_trajectories"),
+        [Trajectory.from_dict(r["trajectory"]) for r in records if r["trajectory"]],
+    )
+    reasons = Counter(r["reason"] for r in records)
+    log.log(iteration, "propose", {"episodes": len(records), "parsed": len(tasks), "parse_reasons": dict(reasons)})
+    run.mark(f"iter_{iteration}/propose")
+
+
+def stage_check(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLogger) -> None:
+    import ray
+    from tqdm import tqdm
+
+    from .tasks.record import load_tasks
+
+    out = run.iter_dir(iteration)
+    proposals = Journal(os.path.join(out, "proposals.jsonl")).records()
+    unique: dict[str, CaTTask] = {}
+    for task in load_tasks(os.path.join(out, "tasks_proposed")):
+        unique.setdefault(task.id, task)
+    tasks = list(unique.values())
+    journal = Journal(os.path.join(out, "checks.jsonl"))
+    todo = [t for t in tasks if t.id not in journal]
+    chunk = max(1, 4 * cfg.sandbox.num_workers)
+    with tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc=f"iter {iteration} check", unit="task") as bar:
+        for start in range(0, len(todo), chunk):
+            batch = todo[start : start + chunk]
+            verdicts = ray.get(
+                rt.sandbox_actor.check_many.remote(
+                    [t.sandbox_payload() for t in batch],
+                    cfg.sandbox.program_timeout_s,
+                    cfg.challenger.min_failure_cases,
+                )
+            )
+            for task, verdict in zip(batch, verdicts, strict=True):
+                journal.append({"id": task.id, **verdict})
+                bar.update(1)
+    verdicts = {record["id"]: record for record in journal.records()}
+    checked = []
+    for task in tasks:
+        verdict = verdicts[task.id]
+        task.check = {key: verdict.get(key) for key in ("kept", "reason", "stage", "detail", "timings")}
+        checked.append(task)
+    kept, duplicates = deduplicate([t for t in checked if t.check["kept"]], cfg.challenger.dedup_threshold)
+    save_tasks(os.path.join(out, "tasks_checked"), checked)
+    save_tasks(os.path.join(out, "tasks_kept"), kept)
+    save_tasks_jsonl(os.path.join(out, "tasks_kept.jsonl"), kept)
+
+    funnel = funnel_counts(t.check["reason"] for t in checked)
+    parse_reasons = Counter(r["reason"] for r in proposals if r["reason"] != "parsed")
+    reasons = {**parse_reasons, **Counter(t.check["reason"] for t in checked if not t.check["kept"])}
+    if duplicates:
+        reasons["duplicate"] = len(duplicates)
+    values = {
+        "funnel": {
+            "proposed": len(proposals),
+            "parsed": sum(1 for r in proposals if r["task"]),
+            "unique": len(tasks),
+            "verifier_runs": funnel["verifier_runs"],
+            "solution_passes": funnel["solution_passes"],
+            "failures_fail": funnel["failures_fail"],
+            "kept": funnel["failures_fail"],
+            "deduplicated": len(kept),
+            "infra_error": funnel["infra_error"],
+        },
+        "reasons": reasons,
+        "check_s_mean": _mean([(t.check.get("timings") or {}).get("total_s") for t in checked]),
+    }
+    log.log(iteration, "check", values)
+    f = values["funnel"]
+    print(
+        f"[iter {iteration}] yield: proposed {f['proposed']} -> parsed {f['parsed']} -> verifier runs "
+        f"{f['verifier_runs']} -> solution passes {f['solution_passes']} -> failures fail {f['failures_fail']} "
+        f"-> kept after dedup {f['deduplicated']}"
+    )
+    run.mark(f"iter_{iteration}/check")
+
+
+def _kept_tasks(run: RunDir, iteration: int) -> list[CaTTask]:
+    from .tasks.record import load_tasks
+
+    return load_tasks(os.path.join(run.iter_dir(iteration), "tasks_kept"))
+
+
+def make_user_factory(cfg: RunConfig, rt, policy):
+    from .agents.user import LLMUser
+
+    sampling = _sampling(cfg.executor.sampling, cfg.seed, 0)
+
+    def make_user(_item=None):
+        return LLMUser(policy, rt.chat, sampling)
+
+    return make_user
+
+
+def stage_solve(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLogger) -> None:
+    out = run.iter_dir(iteration)
+    tasks = _kept_tasks(run, iteration)
+    journal = Journal(os.path.join(out, "rollouts.jsonl"))
+    policy, chat, sandbox = rt.policy(generation=True), rt.chat, rt.sandbox
+    make_user = make_user_factory(cfg, rt, policy)
+    settings = ExecutorSettings(
+        max_turns=cfg.executor.max_turns,
+        max_episode_tokens=cfg.executor.max_episode_tokens,
+        action_format=cfg.executor.action_format,
+        sampling=_sampling(cfg.executor.sampling, cfg.seed, iteration),
+    )
+    jobs = []
+    for task in tasks:
+        opening = executor_opening(
+            task.env, make_env(task.env, task.env_config), task.instruction, cfg.executor.action_format
+        )
+        for sample in range(cfg.executor.samples_per_task):
+            key = f"{task.id}/{sample}"
+
+            async def job(task=task, opening=opening, sample=sample, key=key) -> dict:
+                user = make_user() if task.env in TAU_ENVS else None
+                trajectory = await run_executor_episode(
+                    task,
+                    policy,
+                    sandbox,
+                    chat,
+                    opening,
+                    settings,
+                    user=user,
+                    sample_index=sample,
+                    episode_id=f"it{iteration}/{key}",
+                )
+                return {"id": key, **trajectory.to_dict()}
+
+            jobs.append((key, job))
+
+    def on_error(key: str, exc: BaseException) -> dict | None:
+        logger.warning("executor episode %s failed: %s", key, exc)
+        return {"id": key, "reason": "infra_error", "error": str(exc)}
+
+    begin = time.monotonic()
+    records = asyncio.run(run_journaled(jobs, journal, cfg.executor.concurrency, f"iter {iteration} solve", on_error))
+    elapsed = time.monotonic() - begin
+    trajectories = [
+        Trajectory.from_dict(r) for r in records if r["reason"] not in ("infra_error",) and "prompt_ids" in r
+    ]
+    save_trajectories(os.path.join(out, "trajectories"), trajectories)
+    rewards = [t.reward for t in trajectories]
+    by_task: dict[str, list[bool]] = {}
+    for t in trajectories:
+        by_task.setdefault(t.task_id, []).append(t.reward >= 1.0)
+    sampled = sum(t.num_sampled_tokens for t in trajectories)
+    log.log(
+        iteration,
+        "rollout",
+        {
+            "episodes": len(records),
+            "trained_on": len(trajectories),
+            "mean_reward": _mean(rewards),
+            "solved_tasks": sum(any(v) for v in by_task.values()),
+            "tasks": len(by_task),
+            "end_reasons": dict(Counter(r["reason"] for r in records)),
+            "sampled_tokens": sampled,
+            "tokens_per_s": round(sampled / elapsed, 1) if elapsed > 1 and len(journal) == len(jobs) else None,
+        },
+    )
+    run.mark(f"iter_{iteration}/solve")
+
+
+def stage_train(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLogger) -> None:
+    from .rollout.trajectory import load_trajectories
+
+    trajectories = load_trajectories(os.path.join(run.iter_dir(iteration), "trajectories"))
+    begin = time.monotonic()
+    metrics = rt.learner.train([t.to_dict() for t in trajectories]) if trajectories else {"skipped": "no data"}
+    train_s = time.monotonic() - begin
+    ckpt_dir = os.path.join(run.path, "checkpoints", f"iter_{iteration:03d}")
+    checkpoint = rt.learner.save_checkpoint(os.path.join(ckpt_dir, "deepspeed"))
+    hf = rt.learner.export_hf(os.path.join(ckpt_dir, "hf"))
+    sync = rt.sync_weights(iteration + 1)
+    log.log(iteration, "train", {**metrics, "train_s": round(train_s, 2), "sync": sync})
+    models = {**run.state.get("models", {}), str(iteration): {"hf": hf, "checkpoint": checkpoint}}
+    run.mark(f"iter_{iteration}/train", models=models)
+
+
+def build_eval_items(cfg: RunConfig) -> list:
+    from .eval.harness import heldout_items, m3_items, tau_items
+
+    items = []
+    if cfg.eval.heldout_tasks:
+        items += heldout_items(cfg.eval.heldout_tasks, cfg.executor.action_format, cfg.eval.max_tasks)
+    if cfg.eval.m3tooleval_tasks:
+        items += m3_items(cfg.eval.m3tooleval_tasks, cfg.eval.max_tasks)
+    for env, path in cfg.eval.taubench_tasks.items():
+        data_dir = os.path.dirname(os.path.abspath(path))
+        items += tau_items(env, path, {"data_dir": data_dir}, cfg.eval.max_tasks, cfg.executor.action_format)
+    return items
+
+
+def stage_eval(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLogger, items: list) -> dict:
+    from .eval.harness import evaluate_items
+
+    label = "before" if iteration < 0 else f"iter_{iteration:03d}"
+    log_path = os.path.join(run.path, "eval", f"{label}.jsonl")
+    policy = rt.policy()
+    settings = ExecutorSettings(
+        max_turns=cfg.executor.max_turns,
+        max_episode_tokens=cfg.executor.max_episode_tokens,
+        action_format=cfg.executor.action_format,
+        sampling=_sampling(cfg.eval.sampling, cfg.seed, iteration),
+    )
+    results = asyncio.run(
+        evaluate_items(
+            items,
+            policy,
+            rt.sandbox,
+            rt.chat,
+            settings,
+            cfg.eval.num_samples,
+            cfg.executor.concurrency,
+            log_path,
+            make_user=make_user_factory(cfg, rt, policy),
+            desc=f"eval {label}",
+        )
+    )
+    log.log(iteration, "eval", {"label": label, "results": results})
+    summary = ", ".join(f"{name} pass@1 {r.get('pass@1', 0):.3f}" for name, r in results.items())
+    print(f"[eval {label}] {summary}")
+    run.mark(f"eval_{label}")
+    return results
+
+
+# ------------------------------------------------------------------------------------------------- drivers
+def run_pipeline(cfg: RunConfig, stages=("propose", "check", "solve", "train", "eval")) -> str:
+    """Run (or resume) the loop; returns the report path."""
+    import datasets
+
+    from .report import format_table, summary_rows, write_report
+    from .runtime import Runtime
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    datasets.disable_progress_bars()
+    run = RunDir(cfg)
+    log = MetricsLogger(run.path)
+    eval_items = build_eval_items(cfg) if "eval" in stages else []
+    if "eval" in stages and not eval_items:
+        logger.warning("no evaluation tasks configured (eval.heldout_tasks / m3tooleval_tasks / taubench_tasks)")
+    hf, checkpoint = run.latest_model
+    if hf:
+        print(f"resuming {run.path}: finished stages {run.state['done']}")
+    with Runtime(cfg, latest_model=hf, latest_checkpoint=checkpoint) as rt:
+        rt.weight_version = len(run.state.get("models", {}))
+        if eval_items and not run.done("eval_before"):
+            stage_eval(cfg, run, rt, -1, log, eval_items)
+        for iteration in range(cfg.iterations):
+            for name, fn in (
+                ("propose", stage_propose),
+                ("check", stage_check),
+                ("solve", stage_solve),
+                ("train", stage_train),
+            ):
+                if name in stages and not run.done(f"iter_{iteration}/{name}"):
+                    fn(cfg, run, rt, iteration, log)
+            due = cfg.eval.every and (iteration + 1) % cfg.eval.every == 0
+            if eval_items and (due or iteration == cfg.iterations - 1) and not run.done(f"eval_iter_{iteration:03d}"):
+                stage_eval(cfg, run, rt, iteration, log, eval_items)
+    log.close()
+    report = write_report(run.path)
+    print(format_table(summary_rows(run.path)))
+    print(f"report: {report}")
+    return report
+
+
+def run_evaluation_only(cfg: RunConfig, model_path: str | None = None) -> dict:
+    from .runtime import Runtime
+
+    run = RunDir(cfg)
+    items = build_eval_items(cfg)
+    if not items:
+        raise ConfigError("nothing to evaluate: set eval.heldout_tasks, eval.m3tooleval_tasks or eval.taubench_tasks")
+    hf, _ = run.latest_model
+    with Runtime(cfg, latest_model=model_path or hf) as rt:
+        log = MetricsLogger(run.path)
+        results = stage_eval(cfg, run, rt, 10_000, log, items)
+        log.close()
+    print(json.dumps(results, indent=1))
+    return results
+
+
+def _sampling(sampling, seed: int, iteration: int) -> dict:
+    return {"temperature": sampling.temperature, "top_p": sampling.top_p, "max_tokens": sampling.max_tokens}
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return round(sum(values) / len(values), 4) if values else None

@@ -1,0 +1,215 @@
+"""The live parts of a run: Ray, the sandbox pool actor, the rollout engines, the learner group, the tokenizer.
+
+Everything is created lazily, on first use, and torn down by `close()` (the `Runtime` is a context manager), so
+a stage that needs no engine (e.g. checking tasks) never starts one. Engines start from the newest exported
+model of the run (`RunDir.latest_model`), so a resumed run continues from its last finished training stage.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+from .config import RunConfig
+
+logger = logging.getLogger(__name__)
+
+
+def prompt_corpus() -> list[str]:
+    """The project's own prompt text (every environment's challenger and executor prompts, the example tasks), so
+    the tiny model's tokenizer encodes what it will actually read in a few tokens instead of byte by byte."""
+    from .agents.prompts import _EXAMPLES, challenger_system_prompt, executor_opening
+    from .envs import ENV_NAMES, make_env
+    from .envs.calculation import DOMAINS
+    from .tasks.parser import format_task
+
+    texts = [format_task(example) for example in _EXAMPLES.values()]
+    for name in ENV_NAMES:
+        for env_config in [{}] + ([{"domain": d} for d in DOMAINS] if name == "calculation" else []):
+            env = make_env(name, env_config)
+            texts.append(challenger_system_prompt(name, env.describe(), env.tool_specs(), 4))
+            texts.append(executor_opening(name, env, "", "code")[0]["content"])
+    return texts
+
+
+def resolve_model_path(cfg: RunConfig) -> str:
+    """The base model folder: `model.path`, or the tiny local model (built once, next to the run dir)."""
+    if cfg.model.path != "tiny":
+        return cfg.model.path
+    m = cfg.model
+    name = f"tiny-h{m.tiny_hidden_size}-l{m.tiny_layers}-a{m.tiny_heads}-v{m.tiny_vocab_size}-s{cfg.seed}"
+    path = os.path.join(os.path.dirname(os.path.abspath(cfg.run_dir)), "models", name)
+    if not os.path.exists(os.path.join(path, "config.json")):
+        from .rollout.tiny_model import build_tiny_model
+
+        logger.info("building the tiny local model at %s", path)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        build_tiny_model(
+            tmp,
+            hidden_size=m.tiny_hidden_size,
+            layers=m.tiny_layers,
+            heads=m.tiny_heads,
+            vocab_size=m.tiny_vocab_size,
+            seed=cfg.seed,
+        )
+        os.replace(tmp, path)
+    return path
+
+
+def data_dirs(cfg: RunConfig, extra: list[dict] | None = None) -> list[str]:
+    """Every data dir the sandbox must mount read-only: env data dirs, eval data, sandbox.data_dirs."""
+    dirs = list(cfg.sandbox.data_dirs)
+    for env_config in [spec.env_config for spec in cfg.envs] + list(extra or []):
+        if env_config.get("data_dir"):
+            dirs.append(env_config["data_dir"])
+    for path in (cfg.eval.m3tooleval_tasks, *cfg.eval.taubench_tasks.values()):
+        if path:
+            dirs.append(path if os.path.isdir(path) else os.path.dirname(path))
+    return sorted({os.path.abspath(d) for d in dirs})
+
+
+def init_ray(cfg: RunConfig) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    if cfg.ray.address:
+        ray.init(address=cfg.ray.address, log_to_driver=True)
+    else:
+        ray.init(num_cpus=cfg.ray.num_cpus or None, include_dashboard=False, log_to_driver=True)
+
+
+def planned_optimizer_steps(cfg: RunConfig) -> int:
+    """Optimizer steps the LR schedule spans: per iteration, epochs x ceil(trajectories / mini_batch_size), with
+    trajectories bounded by the task budget (not every proposed task is kept, so this is an upper bound)."""
+    per_epoch = 1
+    if cfg.learner.mini_batch_size:
+        trajectories = cfg.challenger.tasks_per_iteration * cfg.executor.samples_per_task
+        per_epoch = max(1, -(-trajectories // cfg.learner.mini_batch_size))
+    return max(1, cfg.iterations * cfg.learner.epochs * per_epoch)
+
+
+class Runtime:
+    def __init__(self, cfg: RunConfig, latest_model: str | None = None, latest_checkpoint: str | None = None):
+        self.cfg = cfg
+        self.base_model = resolve_model_path(cfg)
+        self.model_path = latest_model or self.base_model
+        self.latest_checkpoint = latest_checkpoint
+        self._sandbox = None
+        self._engines: list | None = None
+        self._teacher_engines: list | None = None
+        self._learner = None
+        self._chat = None
+        self.weight_version = 0
+        init_ray(cfg)
+
+    # -- tokens -----------------------------------------------------------------------------------------
+    @property
+    def chat(self):
+        if self._chat is None:
+            from transformers import AutoTokenizer
+
+            from .rollout.chat import ChatTokens
+
+            self._chat = ChatTokens(AutoTokenizer.from_pretrained(self.base_model))
+        return self._chat
+
+    # -- sandbox ----------------------------------------------------------------------------------------
+    @property
+    def sandbox_actor(self):
+        if self._sandbox is None:
+            import ray
+
+            from .sandbox.actor import create_sandbox_actor
+
+            actor = create_sandbox_actor(self.cfg.sandbox, data_dirs=data_dirs(self.cfg))
+            info = ray.get(actor.info.remote())
+            logger.info("sandbox pool ready: %s", info)
+            self._sandbox = actor
+        return self._sandbox
+
+    @property
+    def sandbox(self):
+        from .rollout.sandbox_client import RaySandbox
+
+        return RaySandbox(self.sandbox_actor)
+
+    # -- engines ----------------------------------------------------------------------------------------
+    def _start_engines(self, model_path: str) -> list:
+        from .rollout.engine import create_engines
+
+        begin = time.monotonic()
+        engines = create_engines(
+            self.cfg.engine, model_path, dtype=self.cfg.model.dtype, logprobs_mode=self.cfg.engine.logprobs_mode
+        )
+        logger.info("%d engine(s) for %s ready in %.0f s", len(engines), model_path, time.monotonic() - begin)
+        return engines
+
+    @property
+    def engines(self) -> list:
+        """The policy's engines (the student in distill mode)."""
+        if self._engines is None:
+            self._engines = self._start_engines(self.model_path)
+        return self._engines
+
+    @property
+    def generation_engines(self) -> list:
+        """Engines that write tasks and solve them: the teacher in distill mode, else the policy."""
+        if self.cfg.mode != "distill":
+            return self.engines
+        if self._teacher_engines is None:
+            self._teacher_engines = self._start_engines(self.cfg.model.teacher_path)
+        return self._teacher_engines
+
+    def policy(self, generation: bool = False):
+        from .rollout.policy import EnginePolicy
+
+        return EnginePolicy(self.generation_engines if generation else self.engines)
+
+    # -- learner ----------------------------------------------------------------------------------------
+    @property
+    def learner(self):
+        if self._learner is None:
+            from .learner.actor import LearnerGroup
+
+            self._learner = LearnerGroup(
+                self.cfg.learner,
+                self.base_model,
+                dtype=self.cfg.model.dtype,
+                total_steps=planned_optimizer_steps(self.cfg),
+                temperature=self.cfg.executor.sampling.temperature,
+            )
+            if self.latest_checkpoint:
+                self._learner.load_checkpoint(self.latest_checkpoint)
+        return self._learner
+
+    def sync_weights(self, version: int) -> dict:
+        """Push the learner's weights to the policy engines (only those already running)."""
+        if self._engines is None:
+            return {"skipped": "no engine running"}
+        timings = self.learner.sync_weights(self._engines, version, timeout_s=self.cfg.engine.weight_sync_timeout_s)
+        self.weight_version = version
+        return timings
+
+    def close(self) -> None:
+        import ray
+
+        if self._engines or self._teacher_engines:
+            from .rollout.engine import shutdown_engines
+
+            shutdown_engines((self._engines or []) + (self._teacher_engines or []))
+        if self._learner is not None:
+            self._learner.shutdown()
+        if self._sandbox is not None:
+            try:
+                ray.get(self._sandbox.close.remote(), timeout=60)
+            except Exception:  # noqa: BLE001 - best effort at shutdown; containers are labelled for cleanup
+                logger.warning("sandbox pool did not close cleanly")
+        self._engines = self._teacher_engines = self._learner = self._sandbox = None
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
