@@ -90,6 +90,8 @@ class SandboxConfig:
     max_output_chars: int = 2000  # stdout kept per program/code action (tool outputs are capped the same)
     max_result_bytes: int = 8_000_000  # largest result line a worker may send (state snapshots included)
     data_dirs: list[str] = field(default_factory=list)  # extra read-only mounts (env data dirs are added automatically)
+    # Ray custom resource that marks nodes with Docker (cluster.yaml: `sandbox`); "" = schedule anywhere.
+    node_resource: str = ""
 
 
 @dataclass
@@ -100,6 +102,9 @@ class ChallengerConfig:
     max_tokens: int = 768  # for the final Code-as-Task turn
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     dedup_threshold: float = 0.9  # instruction/verifier similarity above which a task counts as a duplicate
+    # Tasks from a file (JSONL or dataset folder) checked and used alongside the first iteration's proposals:
+    # hand-written tasks, or tasks kept by an earlier run.
+    seed_tasks: str = ""
 
 
 @dataclass
@@ -219,10 +224,10 @@ def validate(cfg: RunConfig) -> RunConfig:
                 raise ConfigError(f"envs[{i}].env_config.data_dir={data_dir!r} is not a directory")
             # Sandboxes mount data dirs at their absolute path, so records must name them that way.
             spec.env_config["data_dir"] = os.path.abspath(data_dir)
-    for key in ("heldout_tasks", "m3tooleval_tasks"):
-        path = getattr(cfg.eval, key)
+    for key in ("eval.heldout_tasks", "eval.m3tooleval_tasks", "challenger.seed_tasks"):
+        path = _lookup(cfg, key)
         if path and not os.path.exists(path):
-            raise ConfigError(f"eval.{key}={path!r} does not exist")
+            raise ConfigError(f"{key}={path!r} does not exist")
     for env, path in cfg.eval.taubench_tasks.items():
         if env not in ("retail", "airline"):
             raise ConfigError(f"eval.taubench_tasks has key {env!r}; use retail or airline")

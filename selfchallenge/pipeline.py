@@ -14,6 +14,7 @@ a killed run from where it stopped, without losing or repeating an episode.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -152,6 +153,22 @@ def stage_propose(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsL
         return {"id": key, "env": None, "reason": "infra_error", "detail": str(exc), "task": None, "trajectory": None}
 
     records = asyncio.run(run_journaled(jobs, journal, cfg.executor.concurrency, f"iter {iteration} propose", on_error))
+    if iteration == 0 and cfg.challenger.seed_tasks:
+        from .tasks.record import load_tasks
+
+        for task in load_tasks(cfg.challenger.seed_tasks):
+            task.provenance = {**task.provenance, "source": "seed_tasks", "iteration": iteration}
+            journal.append(
+                {
+                    "id": f"seed/{task.id}",
+                    "env": task.env,
+                    "reason": "parsed",
+                    "detail": "seed task",
+                    "task": task.to_dict(),
+                    "trajectory": None,
+                }
+            )
+        records = journal.records()
     tasks = [CaTTask.from_dict(r["task"]) for r in records if r["task"]]
     save_tasks(os.path.join(out, "tasks_proposed"), tasks)
     save_trajectories(
@@ -267,7 +284,7 @@ def stage_solve(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
             task.env, make_env(task.env, task.env_config), task.instruction, cfg.executor.action_format
         )
         for sample in range(cfg.executor.samples_per_task):
-            key = f"{task.id}/{sample}"
+            key = f"it{iteration}/{task.id}/{sample}"  # the journal key is the trajectory id
 
             async def job(task=task, opening=opening, sample=sample, key=key) -> dict:
                 user = make_user() if task.env in TAU_ENVS else None
@@ -280,9 +297,9 @@ def stage_solve(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
                     settings,
                     user=user,
                     sample_index=sample,
-                    episode_id=f"it{iteration}/{key}",
+                    episode_id=key,
                 )
-                return {"id": key, **trajectory.to_dict()}
+                return trajectory.to_dict()
 
             jobs.append((key, job))
 
@@ -349,10 +366,12 @@ def build_eval_items(cfg: RunConfig) -> list:
     return items
 
 
-def stage_eval(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLogger, items: list) -> dict:
+def stage_eval(
+    cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLogger, items: list, label: str | None = None
+) -> dict:
     from .eval.harness import evaluate_items
 
-    label = "before" if iteration < 0 else f"iter_{iteration:03d}"
+    label = label or ("before" if iteration < 0 else f"iter_{iteration:03d}")
     log_path = os.path.join(run.path, "eval", f"{label}.jsonl")
     policy = rt.policy()
     settings = ExecutorSettings(
@@ -398,8 +417,8 @@ def run_pipeline(cfg: RunConfig, stages=("propose", "check", "solve", "train", "
     if "eval" in stages and not eval_items:
         logger.warning("no evaluation tasks configured (eval.heldout_tasks / m3tooleval_tasks / taubench_tasks)")
     hf, checkpoint = run.latest_model
-    if hf:
-        print(f"resuming {run.path}: finished stages {run.state['done']}")
+    if run.state["done"]:
+        print(f"resuming {run.path}: finished stages {', '.join(run.state['done'])}")
     with Runtime(cfg, latest_model=hf, latest_checkpoint=checkpoint) as rt:
         rt.weight_version = len(run.state.get("models", {}))
         if eval_items and not run.done("eval_before"):
@@ -431,9 +450,11 @@ def run_evaluation_only(cfg: RunConfig, model_path: str | None = None) -> dict:
     if not items:
         raise ConfigError("nothing to evaluate: set eval.heldout_tasks, eval.m3tooleval_tasks or eval.taubench_tasks")
     hf, _ = run.latest_model
-    with Runtime(cfg, latest_model=model_path or hf) as rt:
+    model = model_path or hf
+    label = "standalone-" + hashlib.sha256(str(model or cfg.model.path).encode()).hexdigest()[:8]
+    with Runtime(cfg, latest_model=model) as rt:
         log = MetricsLogger(run.path)
-        results = stage_eval(cfg, run, rt, 10_000, log, items)
+        results = stage_eval(cfg, run, rt, -1, log, items, label=label)
         log.close()
     print(json.dumps(results, indent=1))
     return results

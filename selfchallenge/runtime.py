@@ -74,8 +74,9 @@ def init_ray(cfg: RunConfig) -> None:
 
     if ray.is_initialized():
         return
-    if cfg.ray.address:
-        ray.init(address=cfg.ray.address, log_to_driver=True)
+    address = cfg.ray.address or os.environ.get("RAY_ADDRESS")  # set when running under `ray job submit`
+    if address:
+        ray.init(address=address, log_to_driver=True)
     else:
         ray.init(num_cpus=cfg.ray.num_cpus or None, include_dashboard=False, log_to_driver=True)
 
@@ -123,7 +124,8 @@ class Runtime:
 
             from .sandbox.actor import create_sandbox_actor
 
-            actor = create_sandbox_actor(self.cfg.sandbox, data_dirs=data_dirs(self.cfg))
+            placement = {"resources": {self.cfg.sandbox.node_resource: 0.001}} if self.cfg.sandbox.node_resource else {}
+            actor = create_sandbox_actor(self.cfg.sandbox, data_dirs=data_dirs(self.cfg), **placement)
             info = ray.get(actor.info.remote())
             logger.info("sandbox pool ready: %s", info)
             self._sandbox = actor

@@ -1,0 +1,371 @@
+"""The warm-start recipe: a tiny model made partly competent as challenger and executor by SFT on scripted
+transcripts, plus a held-out task set to measure it on.
+
+    selfchallenge model warmstart [RUN_CONFIG] [key=value ...] [warmstart.<knob>=value ...] --out-dir DIR
+
+The run config supplies what must match the run the model is warm-started for: the calculation domains
+(`envs`), `challenger.explore_turns` (it is written in the challenger prompt), `engine.max_model_len` and
+`executor.max_episode_tokens` (the transcripts must fit), and `sandbox`. `warmstart.*` keys set the knobs of
+`WarmstartConfig`. Steps: generate tasks -> build the tiny model (tokenizer trained on the project's prompts and
+the generated task texts) -> scripted transcripts through the real episode loops and Docker sandbox -> SFT with
+the project's LearnerGroup (DeepSpeed on CPU) -> HF export to DIR (+ DIR/warmstart.json, DIR/heldout.jsonl).
+Deterministic by seed; a finished DIR with the same recipe hash is reused as is.
+
+The defaults deliberately stop short of mastery (few epochs over a few hundred transcripts): the warm-started
+model should solve some held-out tasks, not all, so that the self-challenging loop has room to improve it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+from ..config import ConfigError, LearnerConfig, RunConfig, SandboxConfig
+from ..tasks.record import CaTTask, save_tasks_jsonl
+from .generators import GENERATOR_DOMAINS, TRADE, GeneratedTask, generate_tasks
+from .transcripts import TranscriptBudget, challenger_transcripts, executor_transcripts
+
+RECIPE_VERSION = 1
+HELDOUT_SEED_OFFSET = 10_000
+EXECUTOR_SEED_OFFSET = 1
+MARKER = "warmstart.json"
+
+
+@dataclass
+class WarmstartConfig:
+    seed: int = 0
+    domains: list[str] = field(default_factory=list)  # empty = the run config's calculation domains
+    # the tiny model (head_dim = hidden_size / heads must be one vLLM's CPU attention supports, e.g. 64)
+    hidden_size: int = 256
+    layers: int = 2
+    heads: int = 4
+    vocab_size: int = 2048
+    # transcripts
+    challenger_transcripts: int = 120
+    flawed_rate: float = 0.2  # fraction of challenger transcripts that write a flawed task
+    failure_cases: int = 2  # per generated task (2-3): fewer keeps the challenger's task turn short
+    executor_transcripts: int = 480
+    two_step_rate: float = 0.2  # fraction of multi-step executor solutions split over two actions
+    # SFT (learner.algorithm = sft)
+    epochs: int = 3
+    lr: float = 2e-3
+    lr_schedule: str = "cosine"
+    warmup_steps: int = 10
+    mini_batch_size: int = 16
+    micro_batch_tokens: int = 8192
+    grad_clip: float = 1.0
+    num_cpus: int = 2  # CPUs (torch threads) of the learner
+    concurrency: int = 8  # scripted episodes in flight
+    heldout_tasks: int = 40  # written to <out_dir>/heldout.jsonl (0 = none)
+
+
+@dataclass
+class RunSettings:
+    """What the warm start takes from the run config."""
+
+    domains: list[str]
+    explore_turns: int
+    budget: TranscriptBudget
+    sandbox: SandboxConfig
+
+
+def run_settings(run_cfg: RunConfig | None, options: WarmstartConfig) -> RunSettings:
+    run_cfg = run_cfg or RunConfig()
+    domains = list(options.domains)
+    if not domains:
+        for i, spec in enumerate(run_cfg.envs):
+            if spec.name != "calculation":
+                continue
+            domain = spec.env_config.get("domain") or "all"
+            if domain not in GENERATOR_DOMAINS:
+                raise ConfigError(
+                    f"envs[{i}] is calculation with domain {domain!r}, which the warm start has no task generators "
+                    f"for; set its env_config.domain to one of {list(GENERATOR_DOMAINS)} or warmstart.domains"
+                )
+            domains.append(domain)
+        domains = domains or [TRADE]
+    unknown = [d for d in domains if d not in GENERATOR_DOMAINS]
+    if unknown:
+        raise ConfigError(f"warmstart.domains has {unknown}; choose from {list(GENERATOR_DOMAINS)}")
+    budget = TranscriptBudget(
+        explore_turns=run_cfg.challenger.explore_turns,
+        challenger_max_tokens=run_cfg.engine.max_model_len,
+        challenger_task_tokens=run_cfg.challenger.max_tokens,
+        executor_max_tokens=run_cfg.executor.max_episode_tokens,
+        executor_max_turns=run_cfg.executor.max_turns,
+    )
+    return RunSettings(
+        sorted(set(domains), key=domains.index), run_cfg.challenger.explore_turns, budget, run_cfg.sandbox
+    )
+
+
+def recipe_hash(options: WarmstartConfig, settings: RunSettings) -> str:
+    recipe = {
+        "version": RECIPE_VERSION,
+        "options": dataclasses.asdict(options),
+        "domains": settings.domains,
+        "budget": dataclasses.asdict(settings.budget),
+    }
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def training_tasks(options: WarmstartConfig, domains: list[str]) -> tuple[list[GeneratedTask], list[GeneratedTask]]:
+    """(challenger tasks incl. flawed ones, executor tasks): the seed streams the recipe trains on."""
+    challenger = generate_tasks(
+        options.challenger_transcripts, options.seed, domains, options.flawed_rate, options.failure_cases
+    )
+    executor = generate_tasks(
+        options.executor_transcripts, options.seed + EXECUTOR_SEED_OFFSET, domains, 0.0, options.failure_cases
+    )
+    return challenger, executor
+
+
+def build_heldout(
+    path: str, n: int, seed: int, domains: list[str] | tuple[str, ...] = (TRADE,), exclude=()
+) -> list[CaTTask]:
+    """Write `n` good generated tasks (seed stream seed + 10_000) to the JSONL `path`; none of their
+    instructions is in `exclude` (the training instructions). Returns the tasks."""
+    excluded = set(exclude)
+    pool = generate_tasks(3 * n + len(excluded), seed + HELDOUT_SEED_OFFSET, domains, 0.0) if n else []
+    chosen = [g.task for g in pool if g.task.instruction not in excluded][:n]
+    if len(chosen) < n:
+        raise ValueError(f"only {len(chosen)} held-out tasks differ from the training set; ask for fewer than {n}")
+    assert not {t.instruction for t in chosen} & excluded, "held-out tasks overlap the training set"
+    for task in chosen:
+        task.provenance = {**task.provenance, "heldout": True, "seed": seed + HELDOUT_SEED_OFFSET}
+    save_tasks_jsonl(path, chosen)
+    return chosen
+
+
+def tokenizer_corpus(tasks: list[GeneratedTask], explore_turns: int, domains: list[str]) -> list[str]:
+    """default_corpus + the project's prompts + this run's challenger prompts + generated task texts."""
+    from ..agents.prompts import challenger_system_prompt
+    from ..envs import make_env
+    from ..rollout.tiny_model import default_corpus
+    from ..runtime import prompt_corpus
+    from ..tasks.parser import format_task
+
+    texts = default_corpus() + prompt_corpus()
+    for domain in domains:
+        env = make_env("calculation", {"domain": domain})
+        texts.append(challenger_system_prompt("calculation", env.describe(), env.tool_specs(), explore_turns))
+    for item in tasks:
+        texts.append(f"{format_task(item.task)}\n{item.executor_code}\nresult: {item.answer}\nAnswer: {item.answer}")
+    return texts
+
+
+def _finished(out_dir: str, digest: str) -> bool:
+    marker = os.path.join(out_dir, MARKER)
+    if not (os.path.exists(marker) and os.path.exists(os.path.join(out_dir, "config.json"))):
+        return False
+    with open(marker, encoding="utf-8") as handle:
+        return json.load(handle).get("recipe_hash") == digest
+
+
+def _prepare_out_dir(out_dir: str) -> None:
+    if os.path.isdir(out_dir) and os.listdir(out_dir) and not os.path.exists(os.path.join(out_dir, MARKER)):
+        raise ConfigError(
+            f"--out-dir {out_dir} is not empty and holds no warm-start model ({MARKER}); "
+            "choose an empty or new folder so nothing is overwritten"
+        )
+    if os.path.isdir(out_dir):
+        shutil.rmtree(out_dir)
+    os.makedirs(out_dir)
+
+
+def make_transcripts(options: WarmstartConfig, settings: RunSettings, model_dir: str, challenger_tasks, executor_tasks):
+    """Scripted transcripts through the real episode loops and a Docker (or configured) sandbox pool."""
+    from transformers import AutoTokenizer
+
+    from ..rollout.chat import ChatTokens
+    from ..rollout.sandbox_client import LocalSandbox
+    from ..sandbox.pool import SandboxPool
+
+    chat = ChatTokens(AutoTokenizer.from_pretrained(model_dir))
+    sandbox_cfg = dataclasses.replace(settings.sandbox, max_sessions=max(settings.sandbox.max_sessions, 8))
+    with SandboxPool(sandbox_cfg) as pool:
+        sandbox = LocalSandbox(pool)
+        challenger, parse_reasons = asyncio.run(
+            challenger_transcripts(challenger_tasks, chat, sandbox, settings.budget, options.concurrency)
+        )
+        executor, outcomes = asyncio.run(
+            executor_transcripts(
+                executor_tasks, chat, sandbox, settings.budget, options.two_step_rate, options.seed, options.concurrency
+            )
+        )
+    return challenger, executor, {"challenger_parse": dict(parse_reasons), "executor_outcomes": dict(outcomes)}
+
+
+def sft(options: WarmstartConfig, model_dir: str, trajectories: list, out_dir: str) -> dict:
+    """SFT with the project's LearnerGroup (one DeepSpeed rank); exports the HF model to out_dir."""
+    import ray
+
+    from ..learner.actor import LearnerGroup
+
+    started_ray = not ray.is_initialized()
+    if started_ray:
+        ray.init(num_cpus=max(options.num_cpus, 1), include_dashboard=False, log_to_driver=False)
+    cfg = LearnerConfig(
+        algorithm="sft",
+        lr=options.lr,
+        lr_schedule=options.lr_schedule,
+        warmup_steps=options.warmup_steps,
+        grad_clip=options.grad_clip,
+        epochs=1,  # one train() call per epoch, so progress prints between epochs
+        mini_batch_size=options.mini_batch_size,
+        micro_batch_tokens=options.micro_batch_tokens,
+        seed=options.seed,
+    )
+    steps_per_epoch = max(1, -(-len(trajectories) // options.mini_batch_size)) if options.mini_batch_size else 1
+    learner = LearnerGroup(
+        cfg,
+        model_dir,
+        dtype="float32",
+        total_steps=options.epochs * steps_per_epoch,
+        num_cpus_per_learner=options.num_cpus,
+        num_gpus_per_learner=0.0,
+        env_vars={"OMP_NUM_THREADS": str(options.num_cpus)},
+    )
+    history = []
+    try:
+        for epoch in range(options.epochs):
+            begin = time.monotonic()
+            metrics = learner.train([t.to_dict() for t in trajectories])
+            history.append(
+                {
+                    "epoch": epoch + 1,
+                    "first_loss": round(metrics["first_loss"], 4),
+                    "last_loss": round(metrics["last_loss"], 4),
+                    "steps": int(metrics["optimizer_steps"]),
+                    "seconds": round(time.monotonic() - begin, 1),
+                }
+            )
+            print(f"[warmstart] epoch {epoch + 1}/{options.epochs}: {history[-1]}", flush=True)
+        learner.export_hf(out_dir)
+    finally:
+        learner.shutdown()
+        if started_ray:
+            ray.shutdown()
+    return {"epochs": history}
+
+
+def warmstart(options: WarmstartConfig, out_dir: str, run_cfg: RunConfig | None = None) -> str:
+    """Build, script, fine-tune and export the warm-started model to `out_dir`; returns `out_dir`."""
+    from ..rollout.tiny_model import build_tiny_model
+    from ..rollout.trajectory import save_trajectories
+
+    out_dir = os.path.abspath(out_dir)
+    settings = run_settings(run_cfg, options)
+    digest = recipe_hash(options, settings)
+    if _finished(out_dir, digest):
+        print(f"[warmstart] {out_dir} already holds this recipe ({digest}); reusing it", flush=True)
+        return out_dir
+    _prepare_out_dir(out_dir)
+    timings: dict[str, float] = {}
+    begin = time.monotonic()
+    challenger_tasks, executor_tasks = training_tasks(options, settings.domains)
+    print(
+        f"[warmstart] {len(challenger_tasks)} challenger tasks ({sum(t.flaw is not None for t in challenger_tasks)} "
+        f"flawed) and {len(executor_tasks)} executor tasks over {settings.domains}",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory(prefix="warmstart-base-", dir=os.path.dirname(out_dir)) as base:
+        corpus = tokenizer_corpus(challenger_tasks + executor_tasks, settings.explore_turns, settings.domains)
+        build_tiny_model(
+            base,
+            hidden_size=options.hidden_size,
+            layers=options.layers,
+            heads=options.heads,
+            vocab_size=options.vocab_size,
+            seed=options.seed,
+            corpus=corpus,
+            max_position_embeddings=max(4096, settings.budget.challenger_max_tokens),
+        )
+        timings["build_s"] = round(time.monotonic() - begin, 1)
+        mark = time.monotonic()
+        challenger, executor, counts = make_transcripts(options, settings, base, challenger_tasks, executor_tasks)
+        timings["transcripts_s"] = round(time.monotonic() - mark, 1)
+        tokens = sum(len(t.prompt_ids) + len(t.response_ids) for t in challenger + executor)
+        print(
+            f"[warmstart] transcripts: {len(challenger)} challenger {counts['challenger_parse']}, {len(executor)} "
+            f"executor kept {counts['executor_outcomes']}; {tokens} tokens per epoch ({timings['transcripts_s']} s)",
+            flush=True,
+        )
+        mark = time.monotonic()
+        training = sft(options, base, challenger + executor, out_dir)
+        timings["sft_s"] = round(time.monotonic() - mark, 1)
+    data_dir = os.path.join(out_dir, "warmstart_data")
+    save_trajectories(os.path.join(data_dir, "challenger_trajectories"), challenger)
+    save_trajectories(os.path.join(data_dir, "executor_trajectories"), executor)
+    save_tasks_jsonl(os.path.join(data_dir, "challenger_tasks.jsonl"), [t.task for t in challenger_tasks])
+    save_tasks_jsonl(os.path.join(data_dir, "executor_tasks.jsonl"), [t.task for t in executor_tasks])
+    if options.heldout_tasks:
+        exclude = [t.task.instruction for t in challenger_tasks + executor_tasks]
+        build_heldout(
+            os.path.join(out_dir, "heldout.jsonl"), options.heldout_tasks, options.seed, settings.domains, exclude
+        )
+    timings["total_s"] = round(time.monotonic() - begin, 1)
+    marker = {
+        "recipe_hash": digest,
+        "recipe_version": RECIPE_VERSION,
+        "options": dataclasses.asdict(options),
+        "domains": settings.domains,
+        "budget": dataclasses.asdict(settings.budget),
+        "transcripts": {"challenger": len(challenger), "executor": len(executor), "tokens_per_epoch": tokens, **counts},
+        "training": training,
+        "timings": timings,
+        "load_average": os.getloadavg(),
+    }
+    with open(os.path.join(out_dir, MARKER), "w", encoding="utf-8") as handle:
+        json.dump(marker, handle, indent=1)
+    print(f"[warmstart] done in {timings['total_s']} s: {out_dir} ({timings})", flush=True)
+    return out_dir
+
+
+def load_options(run_overrides: list[str], config_path: str | None) -> tuple[WarmstartConfig, RunConfig]:
+    """Split `warmstart.*` overrides from run-config overrides; returns (WarmstartConfig, RunConfig)."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from ..config import load_config
+
+    ours = [item[len("warmstart.") :] for item in run_overrides if item.startswith("warmstart.")]
+    theirs = [item for item in run_overrides if not item.startswith("warmstart.")]
+    try:
+        merged = OmegaConf.structured(WarmstartConfig)
+        for item in ours:
+            if "=" not in item:
+                raise ConfigError(f"override warmstart.{item!r} is not of the form warmstart.key=value")
+            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([item]))
+        options = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or "?"
+        known = ", ".join(f.name for f in dataclasses.fields(WarmstartConfig))
+        raise ConfigError(
+            f"bad warm-start key or value warmstart.{key}: {str(exc).splitlines()[0]}; keys: {known}"
+        ) from None
+    if options.hidden_size % options.heads or options.hidden_size // options.heads not in (32, 64, 80, 96, 112, 128):
+        raise ConfigError(
+            f"warmstart.hidden_size={options.hidden_size} / warmstart.heads={options.heads} must give a head "
+            "dimension vLLM's CPU attention supports (e.g. 64: hidden 256 with 4 heads)"
+        )
+    return options, load_config(config_path, theirs)
+
+
+def warmstart_main(args) -> int:
+    """`selfchallenge model warmstart [RUN_CONFIG] [key=value ...] --out-dir DIR` (see the module docstring)."""
+    config, overrides = args.config, list(args.overrides)
+    if config and "=" in config and not config.endswith((".yaml", ".yml")):
+        overrides.insert(0, config)
+        config = None
+    options, run_cfg = load_options(overrides, config)
+    out_dir = warmstart(options, args.out_dir, run_cfg)
+    print(out_dir)
+    return 0

@@ -1,0 +1,211 @@
+"""The loop end to end with real Ray, vLLM, Docker and DeepSpeed (tiny random model; seed tasks give the
+executor something to solve): kill -9 of the driver during rollouts and during training, then a rerun of the
+same command resumes with no task or trajectory lost or duplicated; and the same job through `ray job submit`."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples" / "tasks_calculation.jsonl"
+GOOD = [json.loads(line) for line in EXAMPLES.read_text().splitlines()]
+GOOD = [row for row in GOOD if row["provenance"]["expected_reason"] == "kept"]
+SAMPLES = 6
+RAY = str(Path(sys.executable).parent / "ray")
+
+
+def _overrides(run_dir: Path, heldout: Path) -> list[str]:
+    return [
+        f"run_dir={run_dir}",
+        "envs=[{name: calculation, env_config: {domain: trade_calculator}}]",
+        f"challenger.seed_tasks={EXAMPLES}",
+        "challenger.tasks_per_iteration=2",
+        "challenger.explore_turns=1",
+        "challenger.max_tokens=48",
+        "challenger.sampling.max_tokens=24",
+        f"executor.samples_per_task={SAMPLES}",
+        "executor.max_turns=2",
+        "executor.concurrency=1",
+        "executor.sampling.max_tokens=24",
+        "learner.algorithm=rft",
+        "learner.failure_weight=1.0",
+        "learner.lr=1e-4",
+        "engine.max_model_len=4096",
+        "engine.cpu_kvcache_space_gb=0.5",
+        f"eval.heldout_tasks={heldout}",
+        "eval.sampling.max_tokens=16",
+        "ray.num_cpus=2",
+    ]
+
+
+def _start(args: list[str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "selfchallenge.cli", "run", *args],
+        cwd=ROOT,
+        stdout=open(log, "w"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _wait_for(predicate, proc: subprocess.Popen, timeout: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if proc.poll() is not None:
+            raise AssertionError(
+                f"run ended (rc {proc.returncode}) before the expected point:\n" + log.read_text()[-4000:]
+            )
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("timed out waiting for the run:\n" + log.read_text()[-4000:])
+        time.sleep(0.2)
+
+
+def _lines(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip().endswith("}")]
+
+
+def _state(run_dir: Path) -> dict:
+    path = run_dir / "state.json"
+    return json.loads(path.read_text()) if path.exists() else {"done": []}
+
+
+@pytest.fixture(scope="module")
+def heldout(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("heldout") / "heldout.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in GOOD[:2]))
+    return path
+
+
+def test_kill_9_during_rollouts_and_training_then_resume(tmp_path, heldout):
+    run_dir = tmp_path / "run"
+    args = _overrides(run_dir, heldout)
+    rollouts = run_dir / "iter_000" / "rollouts.jsonl"
+    expected = len(GOOD) * SAMPLES
+
+    # 1. kill -9 while executor episodes are being journaled
+    proc = _start(args, tmp_path / "run1.log")
+    _wait_for(lambda: len(_lines(rollouts)) >= 3, proc, 900, tmp_path / "run1.log")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_at_kill = len(_lines(rollouts))
+    assert done_at_kill < expected, "the rollouts finished before the kill; the test proves nothing"
+    assert "iter_0/solve" not in _state(run_dir)["done"]
+
+    # 2. rerun: resumes the rollouts, then kill -9 while the learner trains
+    proc = _start(args, tmp_path / "run2.log")
+    _wait_for(lambda: "iter_0/solve" in _state(run_dir)["done"], proc, 900, tmp_path / "run2.log")
+    time.sleep(3)
+    assert proc.poll() is None and "iter_0/train" not in _state(run_dir)["done"]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    # 3. rerun to the end
+    proc = _start(args, tmp_path / "run3.log")
+    assert proc.wait(timeout=1200) == 0, (tmp_path / "run3.log").read_text()[-4000:]
+    log3 = (tmp_path / "run3.log").read_text()
+    assert "resuming" in log3 and "iter_0/check" in log3
+
+    state = _state(run_dir)
+    for stage in ("eval_before", "iter_0/propose", "iter_0/check", "iter_0/solve", "iter_0/train", "eval_iter_000"):
+        assert state["done"].count(stage) == 1, (stage, state["done"])
+    # every kept task's k episodes exactly once, journal and dataset alike
+    ids = [r["id"] for r in _lines(rollouts)]
+    assert len(ids) == len(set(ids)) == expected
+    from selfchallenge.rollout.trajectory import load_trajectories
+    from selfchallenge.tasks.record import load_tasks
+
+    kept = load_tasks(str(run_dir / "iter_000" / "tasks_kept"))
+    assert sorted(t.id for t in kept) == sorted(row["id"] for row in GOOD)
+    trajectories = load_trajectories(str(run_dir / "iter_000" / "trajectories"))
+    assert len(trajectories) == expected and len({t.id for t in trajectories}) == expected
+    proposals = [r["id"] for r in _lines(run_dir / "iter_000" / "proposals.jsonl")]
+    assert len(proposals) == len(set(proposals)) == 2 + len(_lines(EXAMPLES))
+    # training finished once and its model is what the engines load on resume
+    model = state["models"]["0"]
+    assert (Path(model["hf"]) / "config.json").exists() and Path(model["checkpoint"]).exists()
+    # report and metrics
+    assert (run_dir / "report.html").exists() and (run_dir / "plots" / "yield_funnel.png").exists()
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    check = next(m for m in metrics if m["stage"] == "check")
+    assert check["funnel"]["deduplicated"] == len(GOOD)
+    assert {m["stage"] for m in metrics} >= {"propose", "check", "rollout", "train", "eval"}
+
+
+def test_ray_job_submit_runs_task_generation_on_a_cluster(tmp_path, heldout):
+    port, dash = 26379, 28265
+    # A throwaway local cluster: no auth token (real clusters keep Ray's token auth; see the README).
+    env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
+    env["RAY_AUTH_MODE"] = "disabled"
+    temp = Path(tempfile.mkdtemp(prefix="scray", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
+    subprocess.run(
+        [
+            RAY,
+            "start",
+            "--head",
+            f"--port={port}",
+            f"--dashboard-port={dash}",
+            "--num-cpus=2",
+            "--include-dashboard=true",
+            f"--temp-dir={temp}",
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=180,
+    )
+    try:
+        run_dir = tmp_path / "jobrun"
+        args = [a for a in _overrides(run_dir, heldout) if not a.startswith("ray.")]
+        address = f"--address=http://127.0.0.1:{dash}"
+        for _ in range(120):  # the dashboard's job agent comes up a little after `ray start` returns
+            if subprocess.run([RAY, "job", "list", address], env=env, capture_output=True, timeout=60).returncode == 0:
+                break
+            time.sleep(2)
+        submit = [
+            RAY,
+            "job",
+            "submit",
+            address,
+            f"--working-dir={ROOT}",
+            "--",
+            sys.executable,
+            "ray_jobs/gen_tasks.py",
+            *args,
+        ]
+        for _ in range(60):
+            result = subprocess.run(submit, env=env, capture_output=True, text=True, timeout=900)
+            if "No available agent" not in result.stderr:
+                break
+            time.sleep(3)
+        assert result.returncode == 0 and "succeeded" in result.stdout + result.stderr, (
+            result.stdout[-4000:] + result.stderr[-2000:]
+        )
+        kept = [json.loads(line) for line in (run_dir / "iter_000" / "tasks_kept.jsonl").read_text().splitlines()]
+        assert sorted(t["id"] for t in kept) == sorted(row["id"] for row in GOOD)
+        assert "iter_0/check" in _state(run_dir)["done"]
+    finally:
+        _stop_cluster(str(temp))
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _stop_cluster(temp_dir: str) -> None:
+    """Stop only this test's Ray cluster (`ray stop` would stop every Ray on the machine)."""
+    import psutil
+
+    procs = [p for p in psutil.process_iter(["cmdline"]) if temp_dir in " ".join(p.info["cmdline"] or [])]
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(procs, timeout=30)
