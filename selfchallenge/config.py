@@ -61,8 +61,9 @@ class EngineConfig:
     start_timeout_s: float = 300.0
     request_timeout_s: float = 600.0
     weight_sync_timeout_s: float = 300.0
-    # How the learner pushes weights: auto = NCCL on GPU, packed blobs on CPU; or force "blobs" / "nccl".
-    weight_sync: str = "auto"
+    # How the learner pushes weights: "blobs" = packed safetensors buckets through Ray, reloaded in place (CPU and
+    # GPU). vLLM's NCCL receiver is wired in the engine (rollout/engine.py) but not yet driven by the learner.
+    weight_sync: str = "blobs"
     # Logprobs returned with samples: processed = under the sampling distribution (after temperature/top-p).
     logprobs_mode: str = "processed_logprobs"
 
@@ -179,7 +180,7 @@ _CHOICES = {
     "mode": ("self_improve", "distill"),
     "sandbox.backend": ("auto", "docker", "bwrap"),
     "executor.action_format": ("code", "json"),
-    "engine.weight_sync": ("auto", "blobs", "nccl"),
+    "engine.weight_sync": ("blobs",),
     "engine.logprobs_mode": ("processed_logprobs", "raw_logprobs"),
     "executor.user_model": ("policy", "frozen"),
     "learner.algorithm": ("rft", "sft", "reinforce", "rloo", "grpo", "drgrpo", "ppo"),
@@ -240,6 +241,11 @@ def validate(cfg: RunConfig) -> RunConfig:
                 f"model.tiny_hidden_size={cfg.model.tiny_hidden_size} / model.tiny_heads={heads} must give a head "
                 f"dimension vLLM supports, one of {list(CPU_HEAD_DIMS)} (e.g. hidden 128 with 2 heads)"
             )
+    if cfg.mode == "distill" and cfg.learner.algorithm not in ("rft", "sft"):
+        raise ConfigError(
+            f"mode=distill learns by supervised fine-tuning on the teacher's trajectories; set learner.algorithm=sft "
+            f"(got {cfg.learner.algorithm!r}: its importance ratios would compare the student with the teacher)"
+        )
     if cfg.mode == "distill" and not cfg.model.teacher_path:
         raise ConfigError("mode=distill needs model.teacher_path (the teacher that writes tasks and trajectories)")
     if cfg.learner.algorithm in ("grpo", "drgrpo", "rloo") and cfg.executor.samples_per_task < 2:

@@ -256,12 +256,15 @@ def _kept_tasks(run: RunDir, iteration: int) -> list[CaTTask]:
 
 
 def make_user_factory(cfg: RunConfig, rt, policy):
+    """Simulated users for retail/airline: played by `policy` (executor.user_model=policy) or by a frozen copy of
+    the base model that never receives weight updates (executor.user_model=frozen)."""
     from .agents.user import LLMUser
 
     sampling = _sampling(cfg.executor.sampling, cfg.seed, 0)
+    user_policy = rt.user_policy() if cfg.executor.user_model == "frozen" else policy
 
     def make_user(_item=None):
-        return LLMUser(policy, rt.chat, sampling)
+        return LLMUser(user_policy, rt.chat, sampling)
 
     return make_user
 
@@ -346,6 +349,7 @@ def stage_train(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
     ckpt_dir = os.path.join(run.path, "checkpoints", f"iter_{iteration:03d}")
     checkpoint = rt.learner.save_checkpoint(os.path.join(ckpt_dir, "deepspeed"))
     hf = rt.learner.export_hf(os.path.join(ckpt_dir, "hf"))
+    rt.model_path = hf  # engines started later (e.g. the student's, in distill mode) load the new weights
     sync = rt.sync_weights(iteration + 1)
     log.log(iteration, "train", {**metrics, "train_s": round(train_s, 2), "sync": sync})
     models = {**run.state.get("models", {}), str(iteration): {"hf": hf, "checkpoint": checkpoint}}

@@ -100,6 +100,7 @@ class Runtime:
         self._sandbox = None
         self._engines: list | None = None
         self._teacher_engines: list | None = None
+        self._user_engines: list | None = None
         self._learner = None
         self._chat = None
         self.weight_version = 0
@@ -164,6 +165,16 @@ class Runtime:
             self._teacher_engines = self._start_engines(self.cfg.model.teacher_path)
         return self._teacher_engines
 
+    def user_policy(self):
+        """A frozen engine on the base model for the simulated user (started on first use, never synced)."""
+        from .rollout.policy import EnginePolicy
+
+        if self._user_engines is None:
+            from dataclasses import replace
+
+            self._user_engines = self._start_engines(self.base_model, replace(self.cfg.engine, num_engines=1))
+        return EnginePolicy(self._user_engines)
+
     def policy(self, generation: bool = False):
         from .rollout.policy import EnginePolicy
 
@@ -197,10 +208,11 @@ class Runtime:
     def close(self) -> None:
         import ray
 
-        if self._engines or self._teacher_engines:
+        engines = (self._engines or []) + (self._teacher_engines or []) + (self._user_engines or [])
+        if engines:
             from .rollout.engine import shutdown_engines
 
-            shutdown_engines((self._engines or []) + (self._teacher_engines or []))
+            shutdown_engines(engines)
         if self._learner is not None:
             self._learner.shutdown()
         if self._sandbox is not None:
@@ -208,7 +220,7 @@ class Runtime:
                 ray.get(self._sandbox.close.remote(), timeout=60)
             except Exception:  # noqa: BLE001 - best effort at shutdown; containers are labelled for cleanup
                 logger.warning("sandbox pool did not close cleanly")
-        self._engines = self._teacher_engines = self._learner = self._sandbox = None
+        self._engines = self._teacher_engines = self._user_engines = self._learner = self._sandbox = None
 
     def __enter__(self) -> Runtime:
         return self
