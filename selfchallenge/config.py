@@ -49,7 +49,7 @@ class ModelConfig:
 class EngineConfig:
     num_engines: int = 1
     tensor_parallel_size: int = 1
-    max_model_len: int = 2048
+    max_model_len: int = 4096
     # GPU: fraction of GPU memory for weights + KV cache. CPU: ignored in favour of cpu_kvcache_space_gb.
     gpu_memory_utilization: float = 0.85
     cpu_kvcache_space_gb: float = 1.0  # GiB of RAM per engine (fractions allowed); VLLM_CPU_KVCACHE_SPACE is ignored
@@ -112,7 +112,7 @@ class ChallengerConfig:
 class ExecutorConfig:
     samples_per_task: int = 4  # k rollouts per kept task
     max_turns: int = 10
-    max_episode_tokens: int = 1536
+    max_episode_tokens: int = 3072
     action_format: str = "code"  # code | json
     concurrency: int = 16  # episodes in flight at once (continuous batching across episodes)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)

