@@ -43,18 +43,6 @@ def tokenizer(model_dir):
 
 
 @pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    owned = not ray.is_initialized()  # another module of the session may have started Ray already
-    if owned:
-        ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=300 * 1024 * 1024)
-    yield ray
-    if owned:
-        ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def engine(ray_local, model_dir):
     cfg = EngineConfig(max_model_len=512, max_num_seqs=16, cpu_kvcache_space_gb=0.5, num_cpus_per_engine=1)
     begin = time.monotonic()

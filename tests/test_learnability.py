@@ -33,47 +33,18 @@ MAX_ITERATIONS = 30
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> str:
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    out = str(tmp_path_factory.mktemp("learnability_llama"))
-    vocab = {"<pad>": 0, "<unk>": 1, "<eos>": 2, **{f"w{i}": i for i in range(3, VOCAB)}}
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    PreTrainedTokenizerFast(
-        tokenizer_object=backend, pad_token="<pad>", unk_token="<unk>", eos_token="<eos>"
-    ).save_pretrained(out)
-    config = LlamaConfig(
-        vocab_size=VOCAB,
-        hidden_size=128,
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        head_dim=64,
-        max_position_embeddings=64,
-        tie_word_embeddings=False,
-        pad_token_id=0,
-        eos_token_id=2,
-    )
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(out)
-    return out
+def model_dir(tmp_path_factory, word_llama) -> str:
+    return word_llama(str(tmp_path_factory.mktemp("learnability_llama")), VOCAB, 64)
 
 
 @pytest.fixture(scope="module")
-def engine(model_dir):
-    import ray
-
+def engine(model_dir, ray_local):
     from selfchallenge.rollout.engine import create_engines, shutdown_engines
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR")
     cfg = EngineConfig(max_model_len=64, max_num_seqs=64, cpu_kvcache_space_gb=0.1, num_cpus_per_engine=1)
     (handle,) = create_engines(cfg, model_dir, device="cpu")
     yield handle
     shutdown_engines([handle])
-    ray.shutdown()
 
 
 def rollouts(engine, iteration: int, temperature: float) -> list[dict]:

@@ -19,7 +19,6 @@ from selfchallenge.rollout.trajectory import Trajectory
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::DeprecationWarning")
 
 VOCAB = 96
-SPECIAL = ["<pad>", "<unk>", "<eos>"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -32,35 +31,8 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> str:
-    """A 2-layer Llama (hidden 128, 2 heads of 64) with a word-level tokenizer, saved as an HF folder."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    out = str(tmp_path_factory.mktemp("tiny_llama"))
-    vocab = {tok: i for i, tok in enumerate(SPECIAL + [f"w{i}" for i in range(VOCAB - len(SPECIAL))])}
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend, pad_token="<pad>", unk_token="<unk>", eos_token="<eos>"
-    )
-    config = LlamaConfig(
-        vocab_size=VOCAB,
-        hidden_size=128,
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        head_dim=64,
-        max_position_embeddings=256,
-        tie_word_embeddings=False,
-        pad_token_id=0,
-        eos_token_id=2,
-    )
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
+def model_dir(tmp_path_factory, word_llama) -> str:
+    return word_llama(str(tmp_path_factory.mktemp("tiny_llama")), VOCAB, 256)
 
 
 def make_trajectories(groups: int = 4, per_group: int = 4, seed: int = 0) -> list[dict]:
@@ -229,7 +201,7 @@ def test_hf_export_loads_in_transformers_with_identical_logits(model_dir, tmp_pa
     out = actor.export_hf(str(tmp_path / "hf"))
     model = AutoModelForCausalLM.from_pretrained(out).eval()
     tokenizer = AutoTokenizer.from_pretrained(out)
-    ids = torch.tensor([tokenizer.encode("w1 w5 w9 w42 w7 w3")])
+    ids = torch.tensor([tokenizer.encode("w4 w5 w9 w42 w7 w3")])
     assert ids.shape == (1, 6) and (ids > 2).all()
     with torch.no_grad():
         exported = model(input_ids=ids).logits
@@ -244,16 +216,7 @@ def test_hf_export_loads_in_transformers_with_identical_logits(model_dir, tmp_pa
 
 
 @pytest.fixture(scope="module")
-def ray_cluster():
-    import ray
-
-    ray.init(address="local", num_cpus=4, include_dashboard=False, logging_level="ERROR")
-    yield ray
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def engine(ray_cluster, model_dir):
+def engine(ray_local, model_dir):
     from selfchallenge.config import EngineConfig
     from selfchallenge.rollout.engine import create_engines, shutdown_engines
 
@@ -275,8 +238,8 @@ def hf_greedy(weights: dict, model_dir: str, prompt: list[int], steps: int) -> l
     return ids[len(prompt) :]
 
 
-def test_group_reports_a_bad_model_path_and_releases_its_resources(ray_cluster, tmp_path):
-    ray = ray_cluster
+def test_group_reports_a_bad_model_path_and_releases_its_resources(ray_local, tmp_path):
+    ray = ray_local
     before = ray.available_resources().get("CPU", 0)
     with pytest.raises(FileNotFoundError, match="is not a Hugging Face model folder"):
         LearnerGroup(LearnerConfig(), str(tmp_path / "missing"), num_cpus_per_learner=1)
@@ -288,8 +251,8 @@ def test_group_reports_a_bad_model_path_and_releases_its_resources(ray_cluster, 
 
 @pytest.mark.vllm
 @pytest.mark.timeout(900)
-def test_two_rank_group_matches_one_rank_and_syncs_into_vllm(model_dir, ray_cluster, engine):
-    ray = ray_cluster
+def test_two_rank_group_matches_one_rank_and_syncs_into_vllm(model_dir, ray_local, engine):
+    ray = ray_local
     batch = make_trajectories(groups=6)
     single = learner(model_dir, algorithm="grpo", micro_batch_tokens=48, lr=1e-2)
     single_metrics = single.train(batch)

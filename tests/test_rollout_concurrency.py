@@ -68,18 +68,6 @@ def _task(index: int) -> CaTTask:
 
 
 @pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    owned = not ray.is_initialized()
-    if owned:
-        ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=300 * 1024 * 1024)
-    yield ray
-    if owned:
-        ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def sandbox_actor(ray_local):
     from selfchallenge.sandbox.actor import create_sandbox_actor
 
