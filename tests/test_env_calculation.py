@@ -538,3 +538,18 @@ def test_schemas_match_the_functions_real_parameters():
                 (p.name, p.kind == p.VAR_POSITIONAL) for p in inspect.signature(functions[doc.name]).parameters.values()
             ]
             assert real == [(p.name, p.variadic) for p in doc.params()], doc.name
+
+
+def test_inputs_are_program_variables_and_part_of_the_state():
+    from selfchallenge.envs import make_env
+
+    env = make_env("calculation", {"domain": "trade_calculator", "inputs": {"price": 1200, "rate": 0.9}})
+    assert env.program_globals() == {"price": 1200, "rate": 0.9}
+    assert env.snapshot()["inputs"] == {"price": 1200, "rate": 0.9}
+    assert "price = 1200" in env.describe()
+    assert (
+        make_env("calculation", {}).program_globals() == {} and "inputs" not in make_env("calculation", {}).snapshot()
+    )
+    for bad in ({"x": [1]}, {"_p": 1}, {"not valid": 1}, {"flag": True}, [1]):
+        with pytest.raises(ValueError, match="inputs"):
+            make_env("calculation", {"inputs": bad})

@@ -102,6 +102,23 @@ def test_executor_wrong_answer_gets_zero_and_budgets_end_episodes(docker_pool, t
     assert out.reward == 1.0 and "incorrect" in out.messages[-2]["content"]
 
 
+def test_code_that_sets_answer_ends_the_episode_with_that_answer(docker_pool, tiny_chat):
+    task = CaTTask(
+        "t-inputs",
+        "calculation",
+        {"domain": "trade_calculator", "inputs": {"price": 1200, "rate": 0.9}},
+        "Convert the price at the rate.",
+        "def evaluate(state, answer):\n    i = state['inputs']\n    return abs(answer - i['price'] * i['rate']) < 0.01",
+        "",
+        [],
+    )
+    policy = _policy(tiny_chat, [format_code_action("answer = convert_currency(price, rate)"), format_answer("0")])
+    out = _run(
+        run_executor_episode(task, policy, LocalSandbox(docker_pool), tiny_chat, _opening(task), ExecutorSettings())
+    )
+    assert out.reason == "answered" and out.reward == 1.0 and out.info["answer"] == 1080.0 and policy.calls == 1
+
+
 def test_executor_code_that_hangs_is_interrupted_and_the_episode_continues(docker_pool, tiny_chat):
     policy = _policy(tiny_chat, [format_code_action("while True:\n    pass"), format_answer("1134")])
     out = _run(

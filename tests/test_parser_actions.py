@@ -80,3 +80,17 @@ def test_parse_actions():
     assert parse_action("Hello, how can I help?") == Message("Hello, how can I help?")
     assert parse_action("  ").reason == "empty_turn"
     assert parse_action("Action:\nEnd Action").reason == "empty_action"
+
+
+def test_inputs_tag_sets_env_config_and_round_trips():
+    text = GOOD.replace("<evaluation_function>", '<inputs>{"price": 100, "rate": 1.5}</inputs>\n<evaluation_function>')
+    task = parse_challenger_output(text, "calculation", {"domain": "trade_calculator"}).task
+    assert task.env_config == {"domain": "trade_calculator", "inputs": {"price": 100, "rate": 1.5}}
+    again = parse_challenger_output(format_task(task), "calculation", {"domain": "trade_calculator"}).task
+    assert again.env_config == task.env_config and again.id == task.id
+    # the same question with other inputs is another task
+    other = parse_challenger_output(text.replace("100", "200", 1), "calculation", {}).task
+    assert other.id != task.id
+    for bad in ("[1, 2]", '{"price": [1]}', '{"1x": 2}', "{not json"):
+        result = parse_challenger_output(GOOD.replace("</task>", f"<inputs>{bad}</inputs></task>"), "calculation", {})
+        assert result.reason == "bad_inputs", bad

@@ -78,6 +78,10 @@ class Environment:
         """Tool name -> plain function bound to this environment's state (what programs call)."""
         raise NotImplementedError
 
+    def program_globals(self) -> dict[str, Any]:
+        """Plain values bound as variables in every program's namespace besides the tools (a task's given inputs)."""
+        return {}
+
     def tool_specs(self) -> list[dict]:
         """OpenAI-style function schemas: [{"type": "function", "function": {name, description, parameters}}]."""
         raise NotImplementedError

@@ -115,10 +115,7 @@ async def run_executor_episode(
 
             if isinstance(action, A.FinalAnswer):
                 answer = action.text
-                if not settings.retry_wrong_answers:
-                    reason = "answered"
-                    break
-                if await _judge(task, sandbox, session_id, answer, grade):
+                if not settings.retry_wrong_answers or await _judge(task, sandbox, session_id, answer, grade):
                     reason = "answered"
                     break
                 observation, role = retry_message(), "user"
@@ -133,6 +130,13 @@ async def run_executor_episode(
                 if result.get("terminated"):
                     reason = "terminate_tool"
                     break
+                if result.get("answer_set") and not is_dialogue:
+                    # Setting the global `answer` in code is a final answer too, as in a task's solution program.
+                    answer = result.get("answer")
+                    if not settings.retry_wrong_answers or await _judge(task, sandbox, session_id, answer, grade):
+                        reason = "answered"
+                        break
+                    observation = f"{observation}\n{retry_message()}"
             elif isinstance(action, A.ToolCall):
                 tool_calls += 1
                 result = await sandbox.session_call(session_id, action.name, action.arguments)

@@ -77,8 +77,9 @@ def _compile(source: str, filename: str):
     return compiled
 
 
-def _program_namespace(tools: dict) -> dict:
+def _program_namespace(env, tools: dict) -> dict:
     namespace = {"__name__": "__main__", "__builtins__": builtins}
+    namespace.update(env.program_globals())  # a task's given inputs
     namespace.update(tools)  # tools shadow builtins of the same name (max, min, sum), as in M3ToolEval
     return namespace
 
@@ -86,7 +87,7 @@ def _program_namespace(tools: dict) -> dict:
 def program_target(env_name: str, env_config: dict, code: str) -> dict:
     """Run one program on a fresh environment; report status, answer and the final state (also after errors)."""
     env = make_env(env_name, env_config)
-    namespace = _program_namespace(env.tools())
+    namespace = _program_namespace(env, env.tools())
     result = {"status": protocol.STATUS_OK, "error": None, "error_type": None, "syntax_error": False}
     try:
         exec(_compile(code, PROGRAM_FILENAME), namespace)
@@ -229,7 +230,7 @@ def session_main(env_name: str, env_config: dict, limits: Limits) -> None:
     terminated: list[str] = []  # terminate tools (transfer_to_human_agents) called during the current step
     for name in env.terminate_tools & set(tools):
         tools[name] = _recording(tools[name], name, terminated)
-    namespace = _program_namespace(tools)
+    namespace = _program_namespace(env, tools)
     output_chars = limits.max_output_chars if env.max_output_chars is not None else UNCAPPED_OUTPUT_CHARS
     signal.signal(signal.SIGALRM, _on_alarm)
     reader = protocol.LineReader(RESULT_FD, MAX_REQUEST_BYTES)

@@ -20,12 +20,15 @@ The format (documented with examples in docs/code-as-task.md and taught in the c
     </task>
 
 Text outside the tags (exploration notes, reasoning) is ignored; Markdown code fences inside a code tag are
-stripped; the `<task>` wrapper is optional. Parsing never runs or compiles the code: whether it compiles is
+stripped; the `<task>` wrapper is optional. An optional `<inputs>{"price": 1200, "rate": 0.9}</inputs>` gives
+the task's input values: they become `env_config["inputs"]`, which environments that support it (calculation)
+bind as variables in every program and show the verifier as `state["inputs"]`. Parsing never runs or compiles the code: whether it compiles is
 decided in the sandbox by the check. Every way parsing can fail has its own reason code (`PARSE_REASONS`).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -46,6 +49,7 @@ PARSE_REASONS = {
     "empty_field": "a tag is present but empty",
     "field_too_long": f"a field is longer than {MAX_FIELD_CHARS} characters",
     "too_many_failure_cases": f"more than {MAX_FAILURE_CASES} failure cases",
+    "bad_inputs": "<inputs> is not a JSON object of name -> number/string",
 }
 
 _SINGLE_TAGS = {"instruction": "instruction", "evaluation_function": "verifier", "solution": "solution"}
@@ -98,6 +102,20 @@ def parse_fields(text: str) -> dict:
     if len(cases) > MAX_FAILURE_CASES:
         raise ParseError("too_many_failure_cases", f"{len(cases)} given")
     fields["failure_cases"] = cases
+    inputs = _blocks(text, "inputs")
+    if len(inputs) > 1:
+        raise ParseError("duplicate_tag", f"<inputs> appears {len(inputs)} times")
+    if inputs:
+        try:
+            value = json.loads(_strip_fence(inputs[0]))
+        except json.JSONDecodeError as exc:
+            raise ParseError("bad_inputs", f"not JSON ({exc.msg})") from None
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and k.isidentifier() and isinstance(v, (int, float, str)) and not isinstance(v, bool)
+            for k, v in value.items()
+        ):
+            raise ParseError("bad_inputs", "expected an object of variable name -> number or string")
+        fields["inputs"] = value
     for name, value in [
         *((k, fields[k]) for k in ("instruction", "verifier", "solution")),
         *((f"failure_case[{i}]", c) for i, c in enumerate(cases)),
@@ -115,10 +133,13 @@ def parse_challenger_output(text: str, env: str, env_config: dict, provenance: d
         fields = parse_fields(text)
     except ParseError as exc:
         return ParseResult(None, exc.reason, exc.detail)
+    env_config = dict(env_config)
+    if "inputs" in fields:
+        env_config["inputs"] = fields["inputs"]
     task = CaTTask(
-        id=task_id(env, fields["instruction"], fields["verifier"]),
+        id=task_id(env, fields["instruction"] + json.dumps(fields.get("inputs"), sort_keys=True), fields["verifier"]),
         env=env,
-        env_config=dict(env_config),
+        env_config=env_config,
         instruction=fields["instruction"],
         verifier=fields["verifier"],
         solution=fields["solution"],
@@ -133,6 +154,7 @@ def format_task(task: CaTTask) -> str:
     parts = [
         "<task>",
         f"<instruction>{task.instruction}</instruction>",
+        *([f"<inputs>{json.dumps(task.env_config['inputs'])}</inputs>"] if task.env_config.get("inputs") else []),
         f"<evaluation_function>\n{task.verifier}\n</evaluation_function>",
         f"<solution>\n{task.solution}\n</solution>",
         *(f"<failure_case>\n{case}\n</failure_case>" for case in task.failure_cases),

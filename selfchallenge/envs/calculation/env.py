@@ -4,7 +4,10 @@ env_config:
 - `domain`: one of tools.DOMAINS, or "all" (default) for the union of the four domains' tools (24 tools, no
   name collisions);
 - `data_dir`: a folder laid out like shared/data/m3tooleval; the travel tables come from its tables.json;
-- `seed` (default 0): without data_dir, the travel tables are generated from this seed.
+- `seed` (default 0): without data_dir, the travel tables are generated from this seed;
+- `inputs`: a task's given values ({name: number or string}), bound as variables in every program (solution,
+  failure cases, executor code) and shown to the verifier as `state["inputs"]`, so a task can say "convert the
+  price at the rate" without its numbers having to be copied into code.
 Only the travel domain has a world; the other domains are pure functions.
 """
 
@@ -21,7 +24,7 @@ from .world import travel_world
 
 ALL_DOMAINS = "all"
 TRAVEL = "travel_itinerary_planning"
-CONFIG_KEYS = ("domain", "data_dir", "seed")
+CONFIG_KEYS = ("domain", "data_dir", "seed", "inputs")
 
 
 class CalculationEnv(Environment):
@@ -44,6 +47,8 @@ class CalculationEnv(Environment):
         self.domains = list(domain_tools.DOMAINS) if self.domain == ALL_DOMAINS else [self.domain]
         self.world = travel_world(self.env_config) if TRAVEL in self.domains else None
 
+        self.inputs = self._check_inputs(self.env_config.get("inputs") or {})
+
         self._log = CallLog()
         self._docs: dict[str, ToolDoc] = {}
         self._tools: dict[str, Callable[..., Any]] = {}
@@ -55,9 +60,22 @@ class CalculationEnv(Environment):
                 self._docs[doc.name] = doc
                 self._tools[doc.name] = self._log.wrap(doc.name, functions[doc.name])
 
+    def _check_inputs(self, inputs: Any) -> dict[str, Any]:
+        if not isinstance(inputs, dict):
+            raise ValueError(f"calculation env_config.inputs must be an object of name -> value, got {inputs!r}")
+        for name, value in inputs.items():
+            if not (isinstance(name, str) and name.isidentifier()) or name.startswith("_"):
+                raise ValueError(f"calculation env_config.inputs: {name!r} is not a usable variable name")
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                raise ValueError(f"calculation env_config.inputs.{name} must be a number or a string, got {value!r}")
+        return dict(inputs)
+
     # --- Environment interface -------------------------------------------------------------------------
     def tools(self) -> dict[str, Callable[..., Any]]:
         return dict(self._tools)
+
+    def program_globals(self) -> dict[str, Any]:
+        return dict(self.inputs)
 
     def tool_docs(self) -> list[dict]:
         """[{"name", "description", "signature"}] in benchmark order: what an M3ToolEval prompt lists."""
@@ -69,6 +87,9 @@ class CalculationEnv(Environment):
     def describe(self) -> str:
         lines = [f"Calculation environment ({self.domain}). Tools are plain Python functions."]
         lines += [f"- {domain_tools.DOMAIN_SUMMARIES[domain]}" for domain in self.domains]
+        if self.inputs:
+            given = ", ".join(f"{name} = {value!r}" for name, value in self.inputs.items())
+            lines.append(f"Given values (already defined as Python variables): {given}.")
         if self.world is not None:
             dates = sorted({flight["date"] for flight in self.world["flights"]})
             lines.append(f"  Travel locations: {', '.join(self.world['locations'])}.")
@@ -77,6 +98,8 @@ class CalculationEnv(Environment):
 
     def snapshot(self) -> dict:
         state: dict[str, Any] = {"domain": self.domain, **self._log.snapshot()}
+        if self.inputs:
+            state["inputs"] = dict(self.inputs)
         if self.world is not None:
             state["tables"] = {
                 "source": self.world["source"],
