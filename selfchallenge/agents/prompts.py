@@ -30,6 +30,13 @@ ANSWER_DOCS = {
     "airline": "everything the agent said to the user, joined by newlines (a program sets it to what it would say)",
 }
 
+INPUTS_DOC = {
+    "calculation": (
+        '\nOptionally put the task\'s numbers in <inputs>{"price": 1200, "rate": 0.9}</inputs> (after the instruction): '
+        'they become Python variables in every program, and the verifier sees them as state["inputs"].'
+    ),
+}
+
 _EXAMPLES = {
     "calculation": CaTTask(
         id="example",
@@ -151,7 +158,7 @@ a Python program that solves the task with the tools and sets `answer`
 a plausible but wrong program (give three or more, each in its own tag)
 </failure_case>
 </task>
-`state` is {STATE_DOCS[env_name]}. `answer` is {ANSWER_DOCS[env_name]}.
+`state` is {STATE_DOCS[env_name]}. `answer` is {ANSWER_DOCS[env_name]}.{INPUTS_DOC.get(env_name, "")}
 A task is kept only if the solution passes evaluate and every failure case fails it.
 
 Example (the names and ids in it are illustrative; use what you find while exploring):
