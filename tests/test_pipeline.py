@@ -5,6 +5,7 @@ same command resumes with no task or trajectory lost or duplicated; and the same
 import json
 import os
 import shutil
+import socket
 import signal
 import subprocess
 import sys
@@ -142,7 +143,7 @@ def test_kill_9_during_rollouts_and_training_then_resume(tmp_path, heldout):
 
 
 def test_ray_job_submit_runs_task_generation_on_a_cluster(tmp_path, heldout):
-    port, dash = 26379, 28265
+    port, dash, agent_http, agent_grpc, metrics, runtime_env = _free_ports(6)
     # A throwaway local cluster: no auth token (real clusters keep Ray's token auth; see the README).
     env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
     env["RAY_AUTH_MODE"] = "disabled"
@@ -157,6 +158,12 @@ def test_ray_job_submit_runs_task_generation_on_a_cluster(tmp_path, heldout):
             "--num-cpus=2",
             "--include-dashboard=true",
             f"--temp-dir={temp}",
+            # Every agent port explicit: the session's own Ray already holds the defaults (52365, ...), and an
+            # agent that cannot bind leaves the cluster with "No available agent to submit job".
+            f"--dashboard-agent-listen-port={agent_http}",
+            f"--dashboard-agent-grpc-port={agent_grpc}",
+            f"--metrics-export-port={metrics}",
+            f"--runtime-env-agent-port={runtime_env}",
         ],
         check=True,
         env=env,
@@ -167,10 +174,6 @@ def test_ray_job_submit_runs_task_generation_on_a_cluster(tmp_path, heldout):
         run_dir = tmp_path / "jobrun"
         args = [a for a in _overrides(run_dir, heldout) if not a.startswith("ray.")]
         address = f"--address=http://127.0.0.1:{dash}"
-        for _ in range(120):  # the dashboard's job agent comes up a little after `ray start` returns
-            if subprocess.run([RAY, "job", "list", address], env=env, capture_output=True, timeout=60).returncode == 0:
-                break
-            time.sleep(2)
         submit = [
             RAY,
             "job",
@@ -182,7 +185,7 @@ def test_ray_job_submit_runs_task_generation_on_a_cluster(tmp_path, heldout):
             "ray_jobs/gen_tasks.py",
             *args,
         ]
-        for _ in range(60):
+        for _ in range(30):  # the job agent registers a little after `ray start` returns
             result = subprocess.run(submit, env=env, capture_output=True, text=True, timeout=900)
             if "No available agent" not in result.stderr:
                 break
@@ -196,6 +199,16 @@ def test_ray_job_submit_runs_task_generation_on_a_cluster(tmp_path, heldout):
     finally:
         _stop_cluster(str(temp))
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
 
 
 def _stop_cluster(temp_dir: str) -> None:
