@@ -7,6 +7,7 @@ inside the handlers so `selfchallenge --help` stays instant.
   check IN.jsonl --out OUT.jsonl     check Code-as-Task records in the sandbox, print the yield funnel
   env exec|replay|list               run a program in a sandboxed environment; replay tau-bench gold actions
   model tiny|warmstart               build the tiny local model; warm-start it on generated transcripts
+  demo [CONFIG] [--seeds 0 1 2]      warm start + loop + held-out before/after (the learning demonstration)
   config show [CONFIG] [key=value]   print the resolved config
   report RUN_DIR                     (re)build the HTML report of a run
 """
@@ -139,6 +140,12 @@ def cmd_config_show(args) -> int:
     return 0
 
 
+def cmd_demo(args) -> int:
+    from .demo import demo_main
+
+    return demo_main(args)
+
+
 def cmd_report(args) -> int:
     from .report import format_table, summary_rows, write_report
 
@@ -210,6 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(show)
     show.set_defaults(func=cmd_config_show)
 
+    p = sub.add_parser("demo", help="warm-started tiny model -> self-challenging loop -> held-out before/after")
+    _add_config_args(p)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--out", default="runs/demo", help="one folder per seed (model, run) and summary.json")
+    p.set_defaults(func=cmd_demo)
+
     p = sub.add_parser("report", help="(re)build a run's HTML report")
     p.add_argument("run_dir")
     p.set_defaults(func=cmd_report)
@@ -217,7 +230,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # key=value overrides may also come after options (`--out-dir D learner.lr=1e-4`)
+    if extra and hasattr(args, "overrides") and all("=" in item and not item.startswith("-") for item in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
     except ConfigError as exc:

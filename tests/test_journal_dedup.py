@@ -70,3 +70,14 @@ def test_dedup_keeps_first_of_near_duplicates_per_env():
     assert dropped == {"t1": "t0", "t0": "t0"}
     kept, _ = deduplicate(tasks[:3], threshold=1.01)
     assert len(kept) == 3
+
+
+def test_the_same_question_about_other_inputs_is_another_task():
+    same = [_task(i, "Convert the price at the rate.") for i in range(3)]
+    same[1].env_config = {"inputs": {"price": 100, "rate": 2}}
+    same[2].env_config = {"inputs": {"price": 300, "rate": 2}}
+    kept, dropped = deduplicate(same, threshold=0.9)
+    assert [t.id for t in kept] == ["t0", "t1", "t2"] and not dropped
+    twin = _task(3, "Convert the price at the rate!")
+    twin.env_config = {"inputs": {"price": 300, "rate": 2}}
+    assert deduplicate([*same, twin], threshold=0.9)[1] == {"t3": "t2"}

@@ -1,7 +1,9 @@
 """Near-duplicate removal for proposed tasks.
 
-Two tasks are duplicates when the Jaccard similarity of their character 3-gram sets, computed on the normalised
-instruction + verifier text (lower-cased, whitespace collapsed), is at least `threshold`. The first of a group
+Two tasks are duplicates when they run in the same environment with the same `env_config` (world and given
+inputs) and the Jaccard similarity of their character 3-gram sets, computed on the normalised instruction +
+verifier text (lower-cased, whitespace collapsed), is at least `threshold`. The same question asked about other
+inputs is another task. The first of a group
 is kept, so the result does not depend on anything but input order. Exact duplicates (same content id) always
 count.
 """
@@ -39,7 +41,7 @@ def deduplicate(tasks: list[CaTTask], threshold: float) -> tuple[list[CaTTask], 
             (
                 k
                 for k, s in zip(kept, kept_shingles, strict=True)
-                if k.env == task.env and jaccard(shingles, s) >= threshold
+                if k.env == task.env and k.env_config == task.env_config and jaccard(shingles, s) >= threshold
             ),
             None,
         )
