@@ -5,8 +5,8 @@ same command resumes with no task or trajectory lost or duplicated; and the same
 import json
 import os
 import shutil
-import socket
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
