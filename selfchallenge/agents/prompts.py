@@ -41,19 +41,23 @@ _EXAMPLES = {
     "calculation": CaTTask(
         id="example",
         env="calculation",
-        env_config={},
+        env_config={"inputs": {"price": 1200, "rate": 0.9, "tariff_rate": 5}},
         instruction=(
-            "A shipment worth 1200 is converted at an exchange rate of 0.9, then a 5% tariff is charged on the "
-            "converted price. What is the final value including the tariff? Answer with the number only."
+            "A shipment worth price is converted at the exchange rate, then a tariff of tariff_rate percent is "
+            "charged on the converted price. What is the final value including the tariff?"
         ),
         verifier=(
-            "def evaluate(state, answer):\n    try:\n        return abs(float(answer) - 1134.0) < 0.01\n"
+            'def evaluate(state, answer):\n    i = state["inputs"]\n    try:\n'
+            '        return abs(float(answer) - i["price"] * i["rate"] * (1 + i["tariff_rate"] / 100)) < 0.01\n'
             "    except (TypeError, ValueError):\n        return False"
         ),
-        solution="price = convert_currency(1200, 0.9)\nanswer = estimate_final_value(price, calculate_tariff(price, 5))",
+        solution=(
+            "converted = convert_currency(price, rate)\n"
+            "answer = estimate_final_value(converted, calculate_tariff(converted, tariff_rate))"
+        ),
         failure_cases=[
-            "answer = estimate_final_value(1200, calculate_tariff(1200, 5))",
-            "answer = convert_currency(1200, 0.9)",
+            "answer = estimate_final_value(price, calculate_tariff(price, tariff_rate))",
+            "answer = convert_currency(price, rate)",
         ],
     ),
     "web_browsing": CaTTask(
@@ -224,7 +228,11 @@ def executor_opening(env_name: str, env, instruction: str, action_format: str = 
                 "content": executor_system_prompt(env_name, env.describe(), env.tool_specs(), action_format),
             }
         ]
+    from ..envs.base import describe_given_values
     from ..eval.m3tooleval import build_m3_prompt
 
     mode = "json_as_action" if action_format == "json" else "code_as_action"
+    given = env.program_globals()  # a generated task's inputs; benchmark tasks have none
+    if given:
+        instruction = f"{instruction}\n{describe_given_values(given)}"
     return [{"role": "user", "content": build_m3_prompt(env.tool_docs(), instruction, mode)}]

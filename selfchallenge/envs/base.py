@@ -60,6 +60,15 @@ def cap_text(text: str, limit: int | None = MAX_TOOL_OUTPUT_CHARS) -> str:
     return text[:limit] + f"\n[... output truncated: {len(text) - limit} more characters]"
 
 
+def describe_given_values(values: dict[str, Any]) -> str:
+    """How a task's given inputs are shown to the model (challenger environment text and executor instruction)."""
+    return (
+        "Given values (already defined as Python variables): "
+        + ", ".join(f"{k} = {v!r}" for k, v in values.items())
+        + "."
+    )
+
+
 class Environment:
     """Base class. Subclasses set `name`, build their world in `__init__` and implement the abstract methods."""
 

@@ -1,8 +1,12 @@
-"""Task families for the warm start: each draws one concrete task (literals, tool steps, wrong variants) from a
-seeded `random.Random`. Stdlib plus the calculation tools; generators.py turns a `Spec` into a checked record.
+"""Task families for the warm start: each draws one concrete task from a seeded `random.Random`. Stdlib only;
+generators.py turns a `Spec` into a checked record.
 
-Literals are bound first (`price = 1200`) and every number in an instruction follows a space, so that the
-instruction and the program tokenise the literal identically under byte-level BPE (the tiny model copies it).
+A task's numbers and strings are its `inputs` (calculation `env_config.inputs`): bound as Python variables in
+every program and shown to the verifier as `state["inputs"]`. The instruction names them ("Convert the price at
+the rate"), the solution uses them by name (`answer = convert_currency(price, rate)`), and the verifier recomputes
+the expected answer from them (`expected`, a Python expression over `i = state["inputs"]`). So neither role ever
+has to copy a value from one place to another, which a model trained from scratch on CPU cannot learn in minutes;
+what it must learn is the mapping from a question to a program, the skill the executor is evaluated on.
 """
 
 from __future__ import annotations
@@ -11,11 +15,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..envs.calculation.tools import PURE_TOOLS
-
 TRADE, DECODER, DNA = "trade_calculator", "message_decoder", "cryptobotanists_plant_dna_sequencer"
-NUMBER_ONLY = "Answer with the number only."
-TEXT_ONLY = "Answer with the text only."
 
 WORDS = (
     "apple", "bridge", "candle", "delta", "ember", "falcon", "garden", "harbor", "island", "jungle", "kettle",
@@ -23,21 +23,27 @@ WORDS = (
     "zenith", "comet", "galaxy", "rocket", "silver", "thunder", "crystal", "shadow", "beacon", "cosmos", "anchor",
     "basket", "canyon", "desert", "engine", "forest", "glacier", "hammer", "jacket", "ladder", "magnet", "needle",
     "oyster", "pepper", "rabbit", "saddle", "timber", "velvet", "walnut", "yellow", "copper", "marble", "pillow",
-    "puzzle", "spider", "turtle", "wizard", "cotton", "dragon", "flower", "guitar", "meadow", "pirate", "starlight",
 )  # fmt: skip
+DNA_TO_MRNA = 'str.maketrans("ACGT", "UGCA")'
+MRNA_TO_DNA = 'str.maketrans("UCAG", "AGTC")'
 
 
 @dataclass
 class Spec:
-    """One task as a family writes it: literals bound first (`setup`), then tool lines ending in `answer = ...`."""
+    """One task as a family writes it."""
 
     family: str
     domain: str
-    instruction: str
-    setup: list[str]
-    steps: list[str]
-    failures: list[list[str]]  # wrong step lines (run after the same setup)
+    question: str  # the instruction; names the inputs
+    inputs: dict
+    steps: list[str]  # the solution: tool lines ending in `answer = ...`
+    failures: list[list[str]]  # wrong solutions
     kind: str  # "number" | "text"
+    expected: str  # Python expression over `i` (the inputs) giving the right answer, for the verifier
+
+    @property
+    def instruction(self) -> str:
+        return self.question
 
 
 def _price(rng: random.Random) -> int:
@@ -53,43 +59,38 @@ def _tariff(rng: random.Random) -> int:
 
 
 def trade_convert(rng: random.Random) -> Spec:
-    price, rate = _price(rng), _rate(rng)
     return Spec(
         "trade_convert",
         TRADE,
-        f"Convert a price of {price} at a conversion rate of {rate}. {NUMBER_ONLY}",
-        [f"price = {price}", f"rate = {rate}"],
+        "Convert the price at the conversion rate. What is the converted price?",
+        {"price": _price(rng), "rate": _rate(rng)},
         ["answer = convert_currency(price, rate)"],
         [["answer = price"], ["answer = convert_currency(price, 1 / rate)"], ["answer = price + rate"]],
         "number",
+        'i["price"] * i["rate"]',
     )
 
 
 def trade_tariff(rng: random.Random) -> Spec:
-    price, tariff = _price(rng), _tariff(rng)
     return Spec(
         "trade_tariff",
         TRADE,
-        f"A price of {price} has a tariff rate of {tariff}%. How much is the tariff? {NUMBER_ONLY}",
-        [f"price = {price}", f"tariff_rate = {tariff}"],
+        "How much is the tariff on the price, at the tariff rate in percent?",
+        {"price": _price(rng), "tariff_rate": _tariff(rng)},
         ["answer = calculate_tariff(price, tariff_rate)"],
-        [
-            ["answer = calculate_tariff(price, tariff_rate / 100)"],
-            ["answer = estimate_final_value(price, calculate_tariff(price, tariff_rate))"],
-            ["answer = price"],
-        ],
+        [["answer = calculate_tariff(price, tariff_rate / 100)"], ["answer = price * tariff_rate"], ["answer = price"]],
         "number",
+        'i["price"] * i["tariff_rate"] / 100',
     )
 
 
 def trade_final_value(rng: random.Random) -> Spec:
-    price, rate, tariff = _price(rng), _rate(rng), _tariff(rng)
     return Spec(
         "trade_final_value",
         TRADE,
-        f"Convert a price of {price} at a rate of {rate}, then add a tariff of {tariff}% on the converted price. "
-        f"What is the final value? {NUMBER_ONLY}",
-        [f"price = {price}", f"rate = {rate}", f"tariff_rate = {tariff}"],
+        "Convert the price at the rate, then add the tariff (tariff rate in percent) on the converted price. "
+        "What is the final value?",
+        {"price": _price(rng), "rate": _rate(rng), "tariff_rate": _tariff(rng)},
         [
             "converted = convert_currency(price, rate)",
             "tariff = calculate_tariff(converted, tariff_rate)",
@@ -98,45 +99,43 @@ def trade_final_value(rng: random.Random) -> Spec:
         [
             ["answer = estimate_final_value(price, calculate_tariff(price, tariff_rate))"],
             ["answer = convert_currency(price, rate)"],
-            ["converted = convert_currency(price, rate)", "answer = estimate_final_value(price, converted)"],
+            ["answer = estimate_final_value(price, convert_currency(price, rate))"],
         ],
         "number",
+        'i["price"] * i["rate"] * (1 + i["tariff_rate"] / 100)',
     )
 
 
 def trade_extreme(rng: random.Random) -> Spec:
-    offers = rng.sample(range(10, 100), 3)
-    offers = [value * 10 for value in offers]
+    a, b, c = (value * 10 for value in rng.sample(range(10, 100), 3))
     highest = rng.random() < 0.5
-    word, tool, wrong = (
-        ("highest", "find_maximum", "find_minimum") if highest else ("lowest", "find_minimum", "find_maximum")
+    word, tool, wrong, builtin = (
+        ("highest", "find_maximum", "find_minimum", "max")
+        if highest
+        else ("lowest", "find_minimum", "find_maximum", "min")
     )
     return Spec(
-        "trade_extreme",
+        f"trade_{word}",
         TRADE,
-        f"Three offers are {offers[0]}, {offers[1]} and {offers[2]}. What is the {word} offer? {NUMBER_ONLY}",
-        [f"a = {offers[0]}", f"b = {offers[1]}", f"c = {offers[2]}"],
+        f"Which is the {word} of the three offers a, b and c?",
+        {"a": a, "b": b, "c": c},
         [f"answer = {tool}(a, b, c)"],
-        [
-            [f"answer = {wrong}(a, b, c)"],
-            ["answer = a + b + c"],
-            ["answer = a"] if offers[0] != max(offers) else ["answer = c"],
-        ],
+        [[f"answer = {wrong}(a, b, c)"], ["answer = a + b + c"], ["answer = (a + b + c) / 3"]],
         "number",
+        f'{builtin}(i["a"], i["b"], i["c"])',
     )
 
 
 def trade_cheaper_route(rng: random.Random) -> Spec:
     while True:
-        price_a, rate_a, price_b, rate_b = _price(rng), _rate(rng), _price(rng), _rate(rng)
-        if price_a * rate_a != price_b * rate_b:
+        inputs = {"price_a": _price(rng), "rate_a": _rate(rng), "price_b": _price(rng), "rate_b": _rate(rng)}
+        if inputs["price_a"] * inputs["rate_a"] != inputs["price_b"] * inputs["rate_b"]:
             break
     return Spec(
         "trade_cheaper_route",
         TRADE,
-        f"Route A costs {price_a} at a rate of {rate_a}; route B costs {price_b} at a rate of {rate_b}. "
-        f"What is the lower converted price? {NUMBER_ONLY}",
-        [f"price_a = {price_a}", f"rate_a = {rate_a}", f"price_b = {price_b}", f"rate_b = {rate_b}"],
+        "Route a converts price_a at rate_a and route b converts price_b at rate_b. What is the lower converted price?",
+        inputs,
         ["answer = find_minimum(convert_currency(price_a, rate_a), convert_currency(price_b, rate_b))"],
         [
             ["answer = find_maximum(convert_currency(price_a, rate_a), convert_currency(price_b, rate_b))"],
@@ -144,119 +143,101 @@ def trade_cheaper_route(rng: random.Random) -> Spec:
             ["answer = convert_currency(price_a, rate_a) + convert_currency(price_b, rate_b)"],
         ],
         "number",
+        'min(i["price_a"] * i["rate_a"], i["price_b"] * i["rate_b"])',
     )
 
 
-def _caesar_encode(text: str, shift: int) -> str:
-    return PURE_TOOLS[DECODER]["caesar_decode"](text, -shift)
-
-
 def decoder_hex(rng: random.Random) -> Spec:
-    word = rng.choice(WORDS)
-    hex_string = word.encode().hex()
     return Spec(
         "decoder_hex",
         DECODER,
-        f"Decode the hex string '{hex_string}' to ASCII. {TEXT_ONLY}",
-        [f"hex_string = '{hex_string}'"],
+        "Decode the hex string to ASCII text.",
+        {"hex_string": rng.choice(WORDS).encode().hex()},
         ["answer = convert_hex_to_ascii(hex_string)"],
-        [
-            ["answer = hex_string"],
-            ["answer = reverse_string(convert_hex_to_ascii(hex_string))"],
-            ["answer = convert_hex_to_ascii(hex_string).upper()"],
-        ],
+        [["answer = hex_string"], ["answer = reverse_string(convert_hex_to_ascii(hex_string))"]],
         "text",
+        'bytes.fromhex(i["hex_string"]).decode()',
     )
 
 
 def decoder_reverse(rng: random.Random) -> Spec:
-    word = rng.choice(WORDS)
     return Spec(
         "decoder_reverse",
         DECODER,
-        f"Reverse the string '{word}'. {TEXT_ONLY}",
-        [f"message = '{word}'"],
+        "Reverse the message.",
+        {"message": rng.choice(WORDS)},
         ["answer = reverse_string(message)"],
         [["answer = message"], ["answer = caesar_decode(message, 1)"]],
         "text",
+        'i["message"][::-1]',
     )
 
 
 def decoder_caesar(rng: random.Random) -> Spec:
     word, shift = rng.choice(WORDS), rng.randrange(1, 10)
-    encoded = _caesar_encode(word, shift)
+    encoded = "".join(chr((ord(char) - 97 + shift) % 26 + 97) for char in word)
     return Spec(
         "decoder_caesar",
         DECODER,
-        f"Decode '{encoded}' with a Caesar cipher shift of {shift}. {TEXT_ONLY}",
-        [f"message = '{encoded}'", f"shift = {shift}"],
+        "Decode the message with a Caesar cipher of the given shift.",
+        {"message": encoded, "shift": shift},
         ["answer = caesar_decode(message, shift)"],
-        [
-            ["answer = caesar_decode(message, shift + 1)"],
-            ["answer = caesar_decode(message, -shift)"],
-            ["answer = message"],
-        ],
+        [["answer = caesar_decode(message, shift + 1)"], ["answer = message"]],
         "text",
+        '"".join(chr((ord(c) - 97 - i["shift"]) % 26 + 97) for c in i["message"])',
     )
 
 
 def decoder_hex_reverse(rng: random.Random) -> Spec:
-    word = rng.choice(WORDS)
-    hex_string = word[::-1].encode().hex()
     return Spec(
         "decoder_hex_reverse",
         DECODER,
-        f"The message '{hex_string}' is hex. Decode it to ASCII, then reverse it. {TEXT_ONLY}",
-        [f"hex_string = '{hex_string}'"],
+        "The hex string is a reversed message. Decode it to ASCII, then reverse it.",
+        {"hex_string": rng.choice(WORDS)[::-1].encode().hex()},
         ["text = convert_hex_to_ascii(hex_string)", "answer = reverse_string(text)"],
         [["answer = convert_hex_to_ascii(hex_string)"], ["answer = reverse_string(hex_string)"]],
         "text",
+        'bytes.fromhex(i["hex_string"]).decode()[::-1]',
     )
 
 
 def decoder_length(rng: random.Random) -> Spec:
-    word = rng.choice(WORDS)
-    hex_string = word.encode().hex()
     return Spec(
         "decoder_length",
         DECODER,
-        f"How many characters does the hex message '{hex_string}' have once decoded to ASCII? {NUMBER_ONLY}",
-        [f"hex_string = '{hex_string}'"],
+        "How many characters does the hex string have once decoded to ASCII?",
+        {"hex_string": rng.choice(WORDS).encode().hex()},
         ["answer = string_length(convert_hex_to_ascii(hex_string))"],
         [["answer = string_length(hex_string)"], ["answer = string_length(hex_string) + 1"]],
         "number",
+        'len(i["hex_string"]) // 2',
     )
 
 
-def _dna(rng: random.Random, length: int) -> str:
-    return "".join(rng.choice("ACGT") for _ in range(length))
+def _dna(rng: random.Random, length: int, alphabet: str = "ACGT") -> str:
+    return "".join(rng.choice(alphabet) for _ in range(length))
 
 
 def dna_transcribe(rng: random.Random) -> Spec:
-    sequence = _dna(rng, rng.randrange(4, 10))
     return Spec(
         "dna_transcribe",
         DNA,
-        f"Transcribe the DNA sequence '{sequence}' to mRNA. {TEXT_ONLY}",
-        [f"dna = '{sequence}'"],
+        "Transcribe the DNA sequence dna to mRNA.",
+        {"dna": _dna(rng, rng.randrange(4, 10))},
         ["answer = transcribe_dna_to_mrna(dna)"],
-        [
-            ["answer = dna"],
-            ["answer = reverse_transcribe_mrna_to_dna(dna)"],
-            ["answer = transcribe_dna_to_mrna(dna)[::-1]"],
-        ],
+        [["answer = dna"], ["answer = reverse_transcribe_mrna_to_dna(dna)"]],
         "text",
+        f'i["dna"].translate({DNA_TO_MRNA})',
     )
 
 
 def dna_count(rng: random.Random) -> Spec:
     sequence = _dna(rng, rng.randrange(6, 12))
-    base = rng.choice(sorted(set(sequence)))
     return Spec(
         "dna_count",
         DNA,
-        f"How many times does '{base}' occur in the DNA sequence '{sequence}'? {NUMBER_ONLY}",
-        [f"dna = '{sequence}'", f"base = '{base}'"],
+        "How many times does the base occur in the DNA sequence dna?",
+        {"dna": sequence, "base": rng.choice(sorted(set(sequence)))},
         ["answer = count_nucleotides(dna)[base]"],
         [
             ["answer = len(dna)"],
@@ -264,19 +245,20 @@ def dna_count(rng: random.Random) -> Spec:
             ["answer = len(count_nucleotides(dna))"],
         ],
         "number",
+        'i["dna"].count(i["base"])',
     )
 
 
 def dna_reverse_transcribe(rng: random.Random) -> Spec:
-    mrna = "".join(rng.choice("ACGU") for _ in range(rng.randrange(4, 10)))
     return Spec(
         "dna_reverse_transcribe",
         DNA,
-        f"Reverse transcribe the mRNA sequence '{mrna}' to DNA. {TEXT_ONLY}",
-        [f"mrna = '{mrna}'"],
+        "Reverse transcribe the mRNA sequence mrna to DNA.",
+        {"mrna": _dna(rng, rng.randrange(4, 10), "ACGU")},
         ["answer = reverse_transcribe_mrna_to_dna(mrna)"],
         [["answer = mrna"], ["answer = transcribe_dna_to_mrna(mrna)"]],
         "text",
+        f'i["mrna"].translate({MRNA_TO_DNA})',
     )
 
 

@@ -1,20 +1,19 @@
 """Seeded generators of Code-as-Task records for the `calculation` domains, good and deliberately flawed.
 
 Every generated task comes with what the warm start needs to script both roles around it:
-- `task`: the CaTTask (instruction, verifier, solution, failure cases; env_config {"domain": ...});
-- `executor_code` / `answer`: a code action that solves it with the tools and prints the result, and the final
-  answer text that follows the printed value;
-- `explore_code`: the challenger's exploration action (the solution run once, printing its result).
+- `task`: the CaTTask (instruction, env_config {"domain", "inputs"}, verifier, solution, failure cases);
+- `executor_code`: the executor's one code action, the solution itself (setting `answer` ends the episode);
+- `explore_code`: the challenger's exploration action (the solution with its inputs written out, printing the
+  result).
 
-Literals are written so that the tiny model can copy them by position: every number in an instruction follows a
-space, and the programs bind it as `name = 1200` (also a space before it), so both sides tokenise identically
-under byte-level BPE. Results are printed as `result: <repr>`, exactly how verifiers and answers write them.
-
+Verifiers recompute the expected answer from `state["inputs"]` (families.py), so no value is ever copied.
 Flawed variants (`FLAWS`) are what the sandbox filter must reject, each with its expected check reason.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import random
 from dataclasses import dataclass, field
 
@@ -32,7 +31,7 @@ FLAWS = {
     "syntax_error": "verifier_syntax_error",
 }
 NUMBER_TOLERANCE = 0.01
-PRINT_RESULT = 'print("result:", repr(answer))'
+PRINT_RESULT = "print(answer)"
 
 
 @dataclass
@@ -42,15 +41,14 @@ class GeneratedTask:
     flaw: str | None  # None for a good task, else a key of FLAWS
     expected_reason: str  # "kept" or FLAWS[flaw]
     executor_code: str
-    answer: str  # what follows "Answer: "
     explore_code: str
     value: object = field(default=None, repr=False)  # the solution's answer, computed on the host
 
 
 # ------------------------------------------------------------------------------------------- assembling
-def run_program(domain: str, code: str):
+def run_program(domain: str, code: str, inputs: dict):
     """The program's `answer` on the host (our own generated code only; the sandbox checks it again)."""
-    namespace: dict = dict(PURE_TOOLS[domain])
+    namespace: dict = {**PURE_TOOLS[domain], **inputs}
     try:
         exec(compile(code, "<generated>", "exec"), namespace)  # noqa: S102 - trusted, generated here
     except Exception:  # noqa: BLE001 - a failure case may raise; it then has no answer
@@ -66,89 +64,78 @@ def _same(kind: str, a, b) -> bool:
     return str(a) == str(b)
 
 
-def number_verifier(expected: float | int) -> str:
-    return (
-        "def evaluate(state, answer):\n    try:\n"
-        f"        return abs(float(answer) - {expected!r}) < {NUMBER_TOLERANCE}\n"
-        "    except (TypeError, ValueError):\n        return False"
-    )
-
-
-def text_verifier(expected: str) -> str:
-    return f'def evaluate(state, answer):\n    return str(answer).strip().strip("\'\\"") == {expected!r}'
-
-
-def _verifier(kind: str, value) -> str:
-    return number_verifier(value) if kind == "number" else text_verifier(str(value))
-
-
-def _wrong_value(kind: str, value, rng: random.Random):
+def verifier_source(kind: str, expected: str) -> str:
+    """evaluate(state, answer): the answer against `expected`, recomputed from the task's inputs."""
     if kind == "number":
-        return value + rng.choice((1, 2, 5, 10, 100)) * rng.choice((-1, 1))
-    other = str(value)[::-1] if str(value)[::-1] != str(value) else str(value) + "x"
-    return other
+        return (
+            'def evaluate(state, answer):\n    i = state["inputs"]\n    try:\n'
+            f"        return abs(float(answer) - ({expected})) < {NUMBER_TOLERANCE}\n"
+            "    except (TypeError, ValueError):\n        return False"
+        )
+    return f'def evaluate(state, answer):\n    i = state["inputs"]\n    return str(answer).strip() == {expected}'
 
 
-def _flawed(spec: Spec, flaw: str, value, rng: random.Random) -> tuple[str, list[str]]:
+def _expected_value(spec: Spec):
+    return eval(spec.expected, {"i": dict(spec.inputs)})  # noqa: S307 - our own family expression
+
+
+def _flawed(spec: Spec, flaw: str) -> tuple[str, list[str]]:
     """(verifier, failure cases) of the flawed variant."""
-    failures = ["\n".join(spec.setup + lines) for lines in spec.failures]
+    failures = ["\n".join(lines) for lines in spec.failures]
     if flaw == "lenient_verifier":
         return "def evaluate(state, answer):\n    return True", failures
     if flaw == "wrong_constant":
-        return _verifier(spec.kind, _wrong_value(spec.kind, value, rng)), failures
+        off = f"({spec.expected}) + 1" if spec.kind == "number" else f'({spec.expected}) + "s"'
+        return verifier_source(spec.kind, off), failures
     if flaw == "no_failure_cases":
-        return _verifier(spec.kind, value), []
+        return verifier_source(spec.kind, spec.expected), []
     if flaw == "syntax_error":
-        return _verifier(spec.kind, value).replace(
+        return verifier_source(spec.kind, spec.expected).replace(
             "def evaluate(state, answer):", "def evaluate(state, answer)"
         ), failures
     raise ValueError(f"unknown flaw {flaw!r}; choose one of {sorted(FLAWS)}")
 
 
-def assemble(
-    spec: Spec, flaw: str | None = None, rng: random.Random | None = None, max_failure_cases: int = 3
-) -> GeneratedTask:
+def assemble(spec: Spec, flaw: str | None = None, max_failure_cases: int = 3) -> GeneratedTask:
     """A Spec -> GeneratedTask with at most `max_failure_cases` failure cases (at least two, each checked on the
-    host to really differ from the solution); raises ValueError when fewer than two differ."""
-    rng = rng or random.Random(0)
-    solution = "\n".join(spec.setup + spec.steps)
-    value = run_program(spec.domain, solution)
-    if value is None:
-        raise ValueError(f"{spec.family}: the solution sets no answer")
+    host to really differ from the solution); raises ValueError when fewer than two differ or when the family's
+    verifier expression disagrees with its solution."""
+    solution = "\n".join(spec.steps)
+    value = run_program(spec.domain, solution, spec.inputs)
+    if value is None or not _same(spec.kind, value, _expected_value(spec)):
+        raise RuntimeError(
+            f"{spec.family}: the solution's answer {value!r} is not the expected {_expected_value(spec)!r}"
+        )
     failures = [
         lines
         for lines in spec.failures
-        if not _same(spec.kind, run_program(spec.domain, "\n".join(spec.setup + lines)), value)
+        if not _same(spec.kind, run_program(spec.domain, "\n".join(lines), spec.inputs), value)
     ]
     if len(failures) < 2:
         raise ValueError(f"{spec.family}: fewer than two failure cases differ from the solution")
-    failures = failures[: max(2, max_failure_cases)]
-    spec = Spec(spec.family, spec.domain, spec.instruction, spec.setup, spec.steps, failures, spec.kind)
+    spec = dataclasses.replace(spec, failures=failures[: max(2, max_failure_cases)])
     if flaw is None:
-        verifier, cases = _verifier(spec.kind, value), ["\n".join(spec.setup + lines) for lines in failures]
+        verifier, cases = verifier_source(spec.kind, spec.expected), ["\n".join(lines) for lines in spec.failures]
     else:
-        verifier, cases = _flawed(spec, flaw, value, rng)
-    env_config = {"domain": spec.domain}
+        verifier, cases = _flawed(spec, flaw)
     task = CaTTask(
-        id=task_id("calculation", spec.instruction, verifier),
+        id=task_id("calculation", spec.instruction + json.dumps(spec.inputs, sort_keys=True), verifier),
         env="calculation",
-        env_config=env_config,
+        env_config={"domain": spec.domain, "inputs": dict(spec.inputs)},
         instruction=spec.instruction,
         verifier=verifier,
         solution=solution,
         failure_cases=cases,
         provenance={"generator": spec.family, "flaw": flaw},
     )
-    shown = repr(value)
-    printed = "\n".join([*spec.setup, *spec.steps, PRINT_RESULT])
+    literals = [f"{name} = {value!r}" for name, value in spec.inputs.items()]
     return GeneratedTask(
         task=task,
         family=spec.family,
         flaw=flaw,
         expected_reason=FLAWS[flaw] if flaw else "kept",
-        executor_code=printed,
-        answer=shown,
-        explore_code=printed,
+        executor_code=solution,
+        explore_code="\n".join([*literals, *spec.steps, PRINT_RESULT]),
         value=value,
     )
 
@@ -162,7 +149,7 @@ def generate_tasks(
 ) -> list[GeneratedTask]:
     """`n` tasks drawn from the families of `domains` (round robin over domains, random family), a fraction
     `flawed_rate` of them flawed (kinds in turn). Deterministic in (n, seed, domains, flawed_rate); every
-    instruction is distinct."""
+    (instruction, inputs) pair is distinct."""
     unknown = [d for d in domains if d not in FAMILIES]
     if unknown or not domains:
         raise ValueError(f"unknown or no generator domain(s) {unknown}; choose from {list(FAMILIES)}")
@@ -179,14 +166,15 @@ def generate_tasks(
             raise ValueError(f"could not draw {n} distinct tasks from {list(domains)}; ask for fewer")
         domain = domains[len(out) % len(domains)]
         spec = rng.choice(FAMILIES[domain])(rng)
-        if spec.instruction in seen:
+        key = spec.instruction + json.dumps(spec.inputs, sort_keys=True)
+        if key in seen:
             continue
         flaw = flaws[flawed % len(flaws)] if rng.random() < flawed_rate else None
         try:
-            generated = assemble(spec, flaw, rng, max_failure_cases)
+            generated = assemble(spec, flaw, max_failure_cases)
         except ValueError:
             continue
         flawed += flaw is not None
-        seen.add(spec.instruction)
+        seen.add(key)
         out.append(generated)
     return out

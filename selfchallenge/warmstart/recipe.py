@@ -47,18 +47,18 @@ class WarmstartConfig:
     layers: int = 2
     heads: int = 4
     vocab_size: int = 2048
-    # transcripts
+    # transcripts: many challenger ones (writing a whole task is the long skill), few executor ones, so the
+    # executor starts partly competent and the loop has room to improve it
     challenger_transcripts: int = 120
     flawed_rate: float = 0.2  # fraction of challenger transcripts that write a flawed task
     failure_cases: int = 2  # per generated task (2-3): fewer keeps the challenger's task turn short
-    executor_transcripts: int = 480
-    two_step_rate: float = 0.2  # fraction of multi-step executor solutions split over two actions
+    executor_transcripts: int = 12
     # SFT (learner.algorithm = sft)
-    epochs: int = 3
+    epochs: int = 6
     lr: float = 2e-3
     lr_schedule: str = "cosine"
     warmup_steps: int = 10
-    mini_batch_size: int = 16
+    mini_batch_size: int = 4
     micro_batch_tokens: int = 8192
     grad_clip: float = 1.0
     num_cpus: int = 2  # CPUs (torch threads) of the learner
@@ -127,17 +127,22 @@ def training_tasks(options: WarmstartConfig, domains: list[str]) -> tuple[list[G
     return challenger, executor
 
 
+def task_key(task: CaTTask) -> str:
+    """What makes two generated tasks the same task: the question and its given values."""
+    return task.instruction + json.dumps(task.env_config.get("inputs"), sort_keys=True)
+
+
 def build_heldout(
     path: str, n: int, seed: int, domains: list[str] | tuple[str, ...] = (TRADE,), exclude=()
 ) -> list[CaTTask]:
     """Write `n` good generated tasks (seed stream seed + 10_000) to the JSONL `path`; none of their
-    instructions is in `exclude` (the training instructions). Returns the tasks."""
+    (instruction, inputs) pairs is in `exclude` (the training tasks, as `task_key`s). Returns the tasks."""
     excluded = set(exclude)
     pool = generate_tasks(3 * n + len(excluded), seed + HELDOUT_SEED_OFFSET, domains, 0.0) if n else []
-    chosen = [g.task for g in pool if g.task.instruction not in excluded][:n]
+    chosen = [g.task for g in pool if task_key(g.task) not in excluded][:n]
     if len(chosen) < n:
         raise ValueError(f"only {len(chosen)} held-out tasks differ from the training set; ask for fewer than {n}")
-    assert not {t.instruction for t in chosen} & excluded, "held-out tasks overlap the training set"
+    assert not {task_key(t) for t in chosen} & excluded, "held-out tasks overlap the training set"
     for task in chosen:
         task.provenance = {**task.provenance, "heldout": True, "seed": seed + HELDOUT_SEED_OFFSET}
     save_tasks_jsonl(path, chosen)
@@ -157,7 +162,7 @@ def tokenizer_corpus(tasks: list[GeneratedTask], explore_turns: int, domains: li
         env = make_env("calculation", {"domain": domain})
         texts.append(challenger_system_prompt("calculation", env.describe(), env.tool_specs(), explore_turns))
     for item in tasks:
-        texts.append(f"{format_task(item.task)}\n{item.executor_code}\nresult: {item.answer}\nAnswer: {item.answer}")
+        texts.append(f"{format_task(item.task)}\n{item.explore_code}")
     return texts
 
 
@@ -196,9 +201,7 @@ def make_transcripts(options: WarmstartConfig, settings: RunSettings, model_dir:
             challenger_transcripts(challenger_tasks, chat, sandbox, settings.budget, options.concurrency)
         )
         executor, outcomes = asyncio.run(
-            executor_transcripts(
-                executor_tasks, chat, sandbox, settings.budget, options.two_step_rate, options.seed, options.concurrency
-            )
+            executor_transcripts(executor_tasks, chat, sandbox, settings.budget, options.concurrency)
         )
     return challenger, executor, {"challenger_parse": dict(parse_reasons), "executor_outcomes": dict(outcomes)}
 
@@ -307,7 +310,7 @@ def warmstart(options: WarmstartConfig, out_dir: str, run_cfg: RunConfig | None 
     save_tasks_jsonl(os.path.join(data_dir, "challenger_tasks.jsonl"), [t.task for t in challenger_tasks])
     save_tasks_jsonl(os.path.join(data_dir, "executor_tasks.jsonl"), [t.task for t in executor_tasks])
     if options.heldout_tasks:
-        exclude = [t.task.instruction for t in challenger_tasks + executor_tasks]
+        exclude = [task_key(t.task) for t in challenger_tasks + executor_tasks]
         build_heldout(
             os.path.join(out_dir, "heldout.jsonl"), options.heldout_tasks, options.seed, settings.domains, exclude
         )

@@ -4,25 +4,22 @@ A `ScriptedPolicy` plays the model's turns through `run_challenger_episode` / `r
 prompts the pipeline builds (`challenger_system_prompt`, `executor_opening`), so the token sequences, loss masks
 and observations are exactly those the model meets at run time.
 
-- Challenger: `explore_turns` exploration actions (the solution, then failure cases, each printing its result),
-  then, after the loop's "write the task now" message, the task in the tag format (`format_task`). Exploring for
-  every allowed turn means the task is always written on the final turn, whose budget is the large
-  `max_task_tokens` (an earlier turn is capped at the per-turn `max_tokens`, too short for a whole task).
-- Executor: one code action that computes and prints the result, then `Answer: <value>`; a fraction of the
-  multi-step tasks are solved in two actions (an intermediate value first). Only transcripts whose reward is 1
-  are kept.
+- Challenger: `explore_turns` exploration actions (the solution with its inputs written out, then failure cases,
+  each printing its result), then, after the loop's "write the task now" message, the task in the tag format
+  (`format_task`). Exploring for every allowed turn means the task is always written on the final turn, whose
+  budget is the large `max_task_tokens` (an earlier turn is capped at the per-turn `max_tokens`).
+- Executor: one code action, the task's solution; setting `answer` ends the episode. Only transcripts whose reward
+  is 1 are kept.
 Every kept trajectory is marked reward 1.0 (SFT trains on reward-1 trajectories).
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
-import re
 from collections import Counter
 from dataclasses import dataclass
 
-from ..agents.actions import format_answer, format_code_action
+from ..agents.actions import format_code_action
 from ..agents.prompts import challenger_system_prompt, executor_opening
 from ..envs import make_env
 from ..rollout.challenger import ChallengerSettings, run_challenger_episode
@@ -31,8 +28,6 @@ from ..rollout.policy import ScriptedPolicy
 from ..rollout.trajectory import Trajectory
 from ..tasks.parser import format_task
 from .generators import PRINT_RESULT, GeneratedTask
-
-_ASSIGNED = re.compile(r"^(\w+)\s*=")
 
 
 @dataclass
@@ -47,25 +42,17 @@ class TranscriptBudget:
 
 
 def challenger_turns(item: GeneratedTask, explore_turns: int) -> list[str]:
-    """The scripted challenger: `explore_turns` actions (the solution, then the failure cases, in turn, each
-    printing its result), then the task."""
-    programs = [item.explore_code, *(case + "\n" + PRINT_RESULT for case in item.task.failure_cases)]
+    """The scripted challenger: `explore_turns` actions (the solution, then the failure cases, in turn, with the
+    task's inputs written out and the result printed), then the task."""
+    literals = item.explore_code.split("\n")[: len(item.task.env_config.get("inputs", {}))]
+    programs = [item.explore_code, *("\n".join([*literals, case, PRINT_RESULT]) for case in item.task.failure_cases)]
     actions = [format_code_action(programs[i % len(programs)]) for i in range(explore_turns)]
     return [*actions, format_task(item.task)]
 
 
-def executor_turns(item: GeneratedTask, two_steps: bool) -> list[str]:
-    """The scripted executor: the solving action(s), then the answer."""
-    lines = item.executor_code.split("\n")
-    body, final_print = lines[:-1], lines[-1]
-    steps = [i for i, line in enumerate(body) if "(" in line]  # tool lines (literals are bound before them)
-    if two_steps and len(steps) >= 2:
-        cut = steps[0] + 1
-        name = _ASSIGNED.match(body[steps[0]]).group(1)
-        first = "\n".join([*body[:cut], f"print({name})"])
-        second = "\n".join([*body[cut:], final_print])
-        return [format_code_action(first), format_code_action(second), format_answer(item.answer)]
-    return [format_code_action(item.executor_code), format_answer(item.answer)]
+def executor_turns(item: GeneratedTask) -> list[str]:
+    """The scripted executor: the solution as one code action (it sets `answer`, which ends the episode)."""
+    return [format_code_action(item.executor_code)]
 
 
 def _scripted(chat, turns: list[str]) -> ScriptedPolicy:
@@ -90,7 +77,8 @@ async def challenger_transcripts(
     for item in items:
         domain = item.task.env_config["domain"]
         if domain not in systems:
-            env = make_env("calculation", item.task.env_config)
+            # the challenger explores the bare domain, as in the loop: the inputs are what it invents
+            env = make_env("calculation", {"domain": domain})
             systems[domain] = challenger_system_prompt(
                 "calculation", env.describe(), env.tool_specs(), budget.explore_turns
             )
@@ -103,7 +91,7 @@ async def challenger_transcripts(
     async def one(index: int, item: GeneratedTask):
         result = await run_challenger_episode(
             "calculation",
-            item.task.env_config,
+            {"domain": item.task.env_config["domain"]},
             _scripted(chat, challenger_turns(item, budget.explore_turns)),
             sandbox,
             chat,
@@ -136,20 +124,16 @@ async def executor_transcripts(
     chat,
     sandbox,
     budget: TranscriptBudget,
-    two_step_rate: float = 0.0,
-    seed: int = 0,
     concurrency: int = 8,
 ) -> tuple[list[Trajectory], Counter]:
     """One executor episode per (good) task; keeps those with reward 1. Returns them and the end reasons."""
-    rng = random.Random(f"warmstart-executor-{seed}")
-    plans = [(item, rng.random() < two_step_rate) for item in items]
     settings = ExecutorSettings(max_turns=budget.executor_max_turns, max_episode_tokens=budget.executor_max_tokens)
 
-    async def one(index: int, item: GeneratedTask, two_steps: bool) -> Trajectory:
+    async def one(index: int, item: GeneratedTask) -> Trajectory:
         opening = executor_opening("calculation", make_env("calculation", item.task.env_config), item.task.instruction)
         return await run_executor_episode(
             item.task,
-            _scripted(chat, executor_turns(item, two_steps)),
+            _scripted(chat, executor_turns(item)),
             sandbox,
             chat,
             opening,
@@ -157,7 +141,7 @@ async def executor_transcripts(
             episode_id=f"warmstart-executor-{index}",
         )
 
-    results = await _bounded([one(i, item, two) for i, (item, two) in enumerate(plans)], concurrency)
+    results = await _bounded([one(i, item) for i, item in enumerate(items)], concurrency)
     outcomes: Counter = Counter()
     kept = []
     for item, trajectory in zip(items, results, strict=True):

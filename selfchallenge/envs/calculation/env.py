@@ -17,7 +17,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from ..base import Environment
+from ..base import Environment, describe_given_values
 from ..toolkit import CallLog, ToolDoc, openai_schema, spread_json_arguments
 from . import tools as domain_tools
 from .world import travel_world
@@ -88,8 +88,7 @@ class CalculationEnv(Environment):
         lines = [f"Calculation environment ({self.domain}). Tools are plain Python functions."]
         lines += [f"- {domain_tools.DOMAIN_SUMMARIES[domain]}" for domain in self.domains]
         if self.inputs:
-            given = ", ".join(f"{name} = {value!r}" for name, value in self.inputs.items())
-            lines.append(f"Given values (already defined as Python variables): {given}.")
+            lines.append(describe_given_values(self.inputs))
         if self.world is not None:
             dates = sorted({flight["date"] for flight in self.world["flights"]})
             lines.append(f"  Travel locations: {', '.join(self.world['locations'])}.")
