@@ -11,7 +11,7 @@ CONFIG ?=
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup venv sandbox run test lint bench clean-runs
+.PHONY: setup venv sandbox run demo test lint bench
 
 setup: venv sandbox
 
@@ -34,8 +34,13 @@ sandbox:
 	@sandbox_image/ensure_host.sh
 	@sandbox_image/build.sh
 
+# Without CONFIG: the learning demonstration (warm start, loop, held-out before/after) for one seed.
 run: setup
-	$(BIN)/selfchallenge run $(CONFIG) $(ARGS)
+	$(BIN)/selfchallenge $(if $(CONFIG),run $(CONFIG),demo) $(ARGS)
+
+# The demonstration over three seeds; runs/demo/summary.json holds the before/after mean and spread.
+demo: setup
+	$(BIN)/selfchallenge demo --seeds 0 1 2 $(ARGS)
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

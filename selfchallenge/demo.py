@@ -1,0 +1,111 @@
+"""The learning demonstration: warm start -> self-challenging loop -> held-out success before and after.
+
+    selfchallenge demo [RUN_CONFIG] [--seeds 0 1 2] [--out runs/demo] [key=value ...] [warmstart.key=value ...]
+
+For each seed: warm-start the tiny model (selfchallenge.warmstart, reused when the recipe is unchanged), which also
+writes the seed's held-out set (generator stream seed + 10_000, disjoint from all warm-start data); then run the
+loop of RUN_CONFIG (default ray_jobs/configs/demo.yaml) with `model.path` = the warm-started model,
+`eval.heldout_tasks` = its held-out set and `seed` = the seed. Nothing in the loop reads the held-out set except
+the evaluation stage. Each seed's run directory has the usual report (yield funnel, reward curve, evaluations);
+`<out>/summary.json` collects held-out Pass@1 before/after per seed with mean and spread, and is printed as the
+final JSON line. Rerunning resumes: finished warm starts and finished runs are reused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+
+from .config import ConfigError, load_config
+from .tracking import read_metrics
+
+DEFAULT_CONFIG = "demo.yaml"
+
+
+def heldout_history(run_dir: str) -> list[dict]:
+    """[{iteration, pass@1, pass@k}] of the held-out evaluations in a run's metrics, in order (-1 = before)."""
+    out = []
+    for row in read_metrics(run_dir):
+        if row.get("stage") == "eval" and "heldout" in row.get("results", {}):
+            result = row["results"]["heldout"]
+            k = max((int(key[len("pass@") :]) for key in result if key.startswith("pass@")), default=1)
+            out.append({"iteration": row["iteration"], "pass@1": result["pass@1"], f"pass@{k}": result[f"pass@{k}"]})
+    return out
+
+
+def _spread(values: list[float]) -> dict:
+    return {
+        "mean": round(statistics.fmean(values), 4),
+        "std": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0,
+        "min": round(min(values), 4),
+        "max": round(max(values), 4),
+    }
+
+
+def summarize(per_seed: list[dict]) -> dict:
+    before = [row["before"] for row in per_seed]
+    after = [row["after"] for row in per_seed]
+    return {
+        "seeds": per_seed,
+        "heldout_pass@1_before": _spread(before),
+        "heldout_pass@1_after": _spread(after),
+        "ratio_of_means": round(statistics.fmean(after) / statistics.fmean(before), 3) if any(before) else None,
+    }
+
+
+def run_demo(config: str | None, overrides: list[str], seeds: list[int], out: str) -> dict:
+    from .pipeline import run_pipeline
+    from .warmstart.recipe import load_options, warmstart
+
+    config = config or os.path.join(os.path.dirname(os.path.dirname(__file__)), "ray_jobs", "configs", DEFAULT_CONFIG)
+    forbidden = [item for item in overrides if item.split("=", 1)[0] in ("model.path", "eval.heldout_tasks", "seed")]
+    if forbidden:
+        raise ConfigError(f"{forbidden}: the demo sets model.path, eval.heldout_tasks and seed itself; use --seeds")
+    if not seeds:
+        raise ConfigError("--seeds is empty; give at least one seed, e.g. --seeds 0 1 2")
+    out = os.path.abspath(out)
+    per_seed = []
+    for seed in seeds:
+        base = os.path.join(out, f"seed_{seed}")
+        options, run_cfg = load_options([*overrides, f"warmstart.seed={seed}"], config)
+        model_dir = warmstart(options, os.path.join(base, "model"), run_cfg)
+        heldout = os.path.join(model_dir, "heldout.jsonl")
+        cfg = load_config(
+            config,
+            [
+                *(item for item in overrides if not item.startswith("warmstart.")),
+                f"model.path={model_dir}",
+                f"eval.heldout_tasks={heldout}",
+                f"seed={seed}",
+                f"run_dir={os.path.join(base, 'run')}",
+            ],
+        )
+        print(f"[demo] seed {seed}: loop in {cfg.run_dir}", flush=True)
+        report = run_pipeline(cfg)
+        history = heldout_history(cfg.run_dir)
+        per_seed.append(
+            {
+                "seed": seed,
+                "before": history[0]["pass@1"],
+                "after": history[-1]["pass@1"],
+                "history": history,
+                "report": report,
+            }
+        )
+        print(f"[demo] seed {seed}: held-out pass@1 {per_seed[-1]['before']:.3f} -> {per_seed[-1]['after']:.3f}")
+    summary = summarize(per_seed)
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "summary.json"), "w", encoding="utf-8") as handle:
+        json.dump(summary, handle, indent=1)
+    print(json.dumps(summary))
+    return summary
+
+
+def demo_main(args) -> int:
+    config, overrides = args.config, list(args.overrides)
+    if config and "=" in config and not config.endswith((".yaml", ".yml")):
+        overrides.insert(0, config)
+        config = None
+    run_demo(config, overrides, list(args.seeds), args.out)
+    return 0
