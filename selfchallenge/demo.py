@@ -13,6 +13,7 @@ final JSON line. Rerunning resumes: finished warm starts and finished runs are r
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import statistics
@@ -32,6 +33,27 @@ def heldout_history(run_dir: str) -> list[dict]:
             k = max((int(key[len("pass@") :]) for key in result if key.startswith("pass@")), default=1)
             out.append({"iteration": row["iteration"], "pass@1": result["pass@1"], f"pass@{k}": result[f"pass@{k}"]})
     return out
+
+
+def covered_heldout(run_dir: str, heldout_path: str, label: str) -> dict:
+    """Held-out Pass@1 of one evaluation (`before`, `iter_000`, ...) split by whether the challenger wrote a kept
+    task with the same question during the run: self-generated tasks can only teach what they cover."""
+    from .tasks.record import load_tasks
+
+    questions = set()
+    for path in sorted(glob.glob(os.path.join(run_dir, "iter_*", "tasks_kept.jsonl"))):
+        questions |= {task.instruction for task in load_tasks(path)}
+    instruction = {task.id: task.instruction for task in load_tasks(heldout_path)}
+    rewards: dict[str, list[float]] = {"covered": [], "uncovered": []}
+    with open(os.path.join(run_dir, "eval", f"{label}.jsonl"), encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            if row.get("set") == "heldout":
+                key = "covered" if instruction.get(row["task_id"]) in questions else "uncovered"
+                rewards[key].append(float(row["reward"]))
+    return {key: round(statistics.fmean(values), 4) if values else None for key, values in rewards.items()} | {
+        f"{key}_episodes": len(values) for key, values in rewards.items()
+    }
 
 
 def _spread(values: list[float]) -> dict:
@@ -84,12 +106,17 @@ def run_demo(config: str | None, overrides: list[str], seeds: list[int], out: st
         print(f"[demo] seed {seed}: loop in {cfg.run_dir}", flush=True)
         report = run_pipeline(cfg)
         history = heldout_history(cfg.run_dir)
+        last = f"iter_{cfg.iterations - 1:03d}"
         per_seed.append(
             {
                 "seed": seed,
                 "before": history[0]["pass@1"],
                 "after": history[-1]["pass@1"],
                 "history": history,
+                "by_coverage": {
+                    "before": covered_heldout(cfg.run_dir, heldout, "before"),
+                    "after": covered_heldout(cfg.run_dir, heldout, last),
+                },
                 "report": report,
             }
         )
