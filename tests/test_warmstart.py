@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from selfchallenge.config import ConfigError, RunConfig, SandboxConfig
+from selfchallenge.config import ConfigError, EnvSpec, RunConfig, SandboxConfig
 from selfchallenge.eval.harness import heldout_items
 from selfchallenge.rollout.sandbox_client import LocalSandbox
 from selfchallenge.tasks.parser import format_task
@@ -139,7 +139,10 @@ def test_a_tiny_warmstart_runs_end_to_end_and_is_cached(tmp_path):
         heldout_tasks=4,
         num_cpus=1,
     )
-    run_cfg = RunConfig(sandbox=SandboxConfig(backend="docker", num_workers=1, max_sessions=4))
+    run_cfg = RunConfig(
+        envs=[EnvSpec(env_config={"domain": "trade_calculator"})],  # the warm start needs a generator domain
+        sandbox=SandboxConfig(backend="docker", num_workers=1, max_sessions=4),
+    )
     out = str(tmp_path / "warm")
     assert warmstart(options, out, run_cfg) == out
     model = AutoModelForCausalLM.from_pretrained(out)
