@@ -29,7 +29,9 @@ def test_summary_reports_mean_spread_and_ratio():
 
 
 @pytest.mark.timeout(2700)  # ~14 min on an idle 2-core VM; twice that when the machine is shared
-def test_self_challenging_raises_heldout_success(tmp_path):
+def test_self_challenging_raises_heldout_success(tmp_path, ray_local):
+    # ray_local: the session's Ray (4 logical CPUs); a Ray started by the pipeline here would outlive the test
+    # with the machine's 2 CPUs and starve later tests that need more.
     out = str(tmp_path / "demo")
     summary = run_demo(None, ["iterations=1", "eval.num_samples=4", "sandbox.backend=docker"], [0], out)
     seed = summary["seeds"][0]
