@@ -128,9 +128,12 @@ def cmd_model_tiny(args) -> int:
 
 
 def cmd_model_warmstart(args) -> int:
-    from .warmstart import warmstart_main
+    from .warmstart.recipe import load_options, warmstart
 
-    return warmstart_main(args)
+    config, overrides = _split_config(args)
+    options, run_cfg = load_options(overrides, config)
+    print(warmstart(options, args.out_dir, run_cfg))
+    return 0
 
 
 def cmd_config_show(args) -> int:
@@ -141,9 +144,11 @@ def cmd_config_show(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .demo import demo_main
+    from .demo import run_demo
 
-    return demo_main(args)
+    config, overrides = _split_config(args)
+    run_demo(config, overrides, list(args.seeds), args.out)
+    return 0
 
 
 def cmd_report(args) -> int:

@@ -127,12 +127,3 @@ def run_demo(config: str | None, overrides: list[str], seeds: list[int], out: st
         json.dump(summary, handle, indent=1)
     print(json.dumps(summary))
     return summary
-
-
-def demo_main(args) -> int:
-    config, overrides = args.config, list(args.overrides)
-    if config and "=" in config and not config.endswith((".yaml", ".yml")):
-        overrides.insert(0, config)
-        config = None
-    run_demo(config, overrides, list(args.seeds), args.out)
-    return 0

@@ -2,7 +2,7 @@
 real episode loops and sandbox (transcripts.py), and the SFT recipe + held-out set (recipe.py)."""
 
 from .generators import FLAWS, GENERATOR_DOMAINS, GeneratedTask, generate_tasks
-from .recipe import WarmstartConfig, build_heldout, training_tasks, warmstart, warmstart_main
+from .recipe import WarmstartConfig, build_heldout, training_tasks, warmstart
 
 __all__ = [
     "FLAWS",
@@ -13,5 +13,4 @@ __all__ = [
     "generate_tasks",
     "training_tasks",
     "warmstart",
-    "warmstart_main",
 ]

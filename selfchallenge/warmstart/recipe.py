@@ -360,15 +360,3 @@ def load_options(run_overrides: list[str], config_path: str | None) -> tuple[War
             "dimension vLLM's CPU attention supports (e.g. 64: hidden 256 with 4 heads)"
         )
     return options, load_config(config_path, theirs)
-
-
-def warmstart_main(args) -> int:
-    """`selfchallenge model warmstart [RUN_CONFIG] [key=value ...] --out-dir DIR` (see the module docstring)."""
-    config, overrides = args.config, list(args.overrides)
-    if config and "=" in config and not config.endswith((".yaml", ".yml")):
-        overrides.insert(0, config)
-        config = None
-    options, run_cfg = load_options(overrides, config)
-    out_dir = warmstart(options, args.out_dir, run_cfg)
-    print(out_dir)
-    return 0
