@@ -25,9 +25,7 @@ import gc
 import json
 import os
 import select
-import shutil
 import signal
-import stat
 import sys
 import time
 
@@ -37,6 +35,7 @@ if _PACKAGE_ROOT not in sys.path:
 
 from selfchallenge.envs import ENV_NAMES, make_env  # noqa: E402
 from selfchallenge.sandbox import jobs, protocol  # noqa: E402
+from selfchallenge.sandbox.cleanup import describe_exit, is_zombie, make_undumpable, remove_tree  # noqa: E402
 from selfchallenge.sandbox.jobs import RESULT_FD, Limits  # noqa: E402
 from selfchallenge.tasks import check_rule  # noqa: E402
 
@@ -57,17 +56,6 @@ class _JobOutcome:
         self.stdout = ""
         self.stdout_truncated = False
         self.elapsed_s = 0.0
-
-
-def _describe_exit(status: int) -> str:
-    if os.WIFSIGNALED(status):
-        number = os.WTERMSIG(status)
-        try:
-            name = signal.Signals(number).name
-        except ValueError:
-            name = str(number)
-        return f"the process was killed by signal {name}"
-    return f"the process exited with code {os.WEXITSTATUS(status) if os.WIFEXITED(status) else status}"
 
 
 class _Session:
@@ -103,7 +91,7 @@ class Worker:
             jobs.reap_children()
             strays = [int(name) for name in os.listdir("/proc") if name.isdigit() and int(name) not in keep]
             # Zombies are harmless: ours are reaped here, the session's by the session process itself.
-            strays = [pid for pid in strays if not _is_zombie(pid)]
+            strays = [pid for pid in strays if not is_zombie(pid)]
             if not strays:
                 jobs.reap_children()
                 return
@@ -129,7 +117,7 @@ class Worker:
         for entry in entries:
             if entry.name in keep:
                 continue
-            _remove(entry.path)
+            remove_tree(entry.path)
 
     def _new_scratch(self, kind: str) -> str:
         self._job_counter += 1
@@ -167,7 +155,7 @@ class Worker:
             os.close(result_r)
             os.close(output_r)
             self.sweep()
-            _remove(scratch)
+            remove_tree(scratch)
             self.wipe_tmp()
         outcome.elapsed_s = round(time.monotonic() - started, 6)
         return outcome
@@ -253,7 +241,7 @@ class Worker:
                 outcome.result = parsed
             else:
                 outcome.status = protocol.STATUS_CRASHED
-                outcome.error = _describe_exit(exit_status) + (
+                outcome.error = describe_exit(exit_status) + (
                     " without a result" if not result else " with a garbled result"
                 )
 
@@ -390,7 +378,7 @@ class Worker:
         os.close(session.request_fd)
         os.close(session.reply_fd)
         self.sweep()
-        _remove(session.scratch)
+        remove_tree(session.scratch)
         self.wipe_tmp()
 
     def session_step(self, request: dict, child_request: dict, timeout_s: float, fields: dict) -> dict:
@@ -507,55 +495,6 @@ def _timeout(request: dict) -> float:
     return float(value)
 
 
-def _is_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            stat_line = handle.read()
-    except OSError:
-        return True  # gone already
-    return stat_line[stat_line.rfind(b")") + 2 : stat_line.rfind(b")") + 3] == b"Z"
-
-
-def _remove(path: str) -> None:
-    """Delete a file or a directory tree a job left, even one it made unreadable (never follows symlinks)."""
-
-    def make_writable_and_retry(function, failed_path, _exc_info):
-        try:
-            parent = os.path.dirname(failed_path)
-            os.chmod(parent, stat.S_IRWXU)
-            if os.path.isdir(failed_path) and not os.path.islink(failed_path):
-                os.chmod(failed_path, stat.S_IRWXU)
-            function(failed_path)
-        except OSError:
-            pass
-
-    try:
-        os.rmdir(path)  # the common case: the job left its scratch dir empty
-        return
-    except OSError:
-        pass
-    try:
-        if os.path.isdir(path) and not os.path.islink(path):
-            os.chmod(path, stat.S_IRWXU)
-            shutil.rmtree(path, onerror=make_writable_and_retry)
-        else:
-            os.unlink(path)
-    except OSError:
-        pass
-
-
-def _make_undumpable() -> None:
-    """prctl(PR_SET_DUMPABLE, 0): jobs (same uid) cannot open /proc/1/fd, /proc/1/mem or ptrace the worker."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(4, 0, 0, 0, 0) != 0:  # 4 = PR_SET_DUMPABLE
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE) failed")
-    except (ImportError, OSError) as exc:
-        print(f"selfchallenge worker: cannot make itself non-dumpable: {exc}", file=sys.stderr)
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="selfchallenge sandbox worker (JSON lines on stdin/stdout)")
     parser.add_argument("--memory-mb", type=int, default=512)
@@ -577,7 +516,7 @@ def main(argv: list[str] | None = None) -> None:
     # As PID 1 a signal reaches us from inside the namespace only if we handle it: handle none (Python
     # installs a SIGINT handler by default).
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-    _make_undumpable()
+    make_undumpable()
     # The protocol streams move off fds 0/1, which now point at /dev/null: stray prints cannot corrupt replies,
     # and children (which close every fd above their own) cannot reach them.
     request_fd, reply_fd = os.dup(0), os.dup(1)
