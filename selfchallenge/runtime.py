@@ -146,12 +146,16 @@ class Runtime:
         return RaySandbox(self.sandbox_actor)
 
     # -- engines ----------------------------------------------------------------------------------------
-    def _start_engines(self, model_path: str) -> list:
+    def _start_engines(self, model_path: str, weight_version: int = 0) -> list:
         from .rollout.engine import create_engines
 
         begin = time.monotonic()
         engines = create_engines(
-            self.cfg.engine, model_path, dtype=self.cfg.model.dtype, logprobs_mode=self.cfg.engine.logprobs_mode
+            self.cfg.engine,
+            model_path,
+            dtype=self.cfg.model.dtype,
+            logprobs_mode=self.cfg.engine.logprobs_mode,
+            weight_version=weight_version,
         )
         logger.info("%d engine(s) for %s ready in %.0f s", len(engines), model_path, time.monotonic() - begin)
         return engines
@@ -160,7 +164,8 @@ class Runtime:
     def engines(self) -> list:
         """The policy's engines (the student in distill mode)."""
         if self._engines is None:
-            self._engines = self._start_engines(self.model_path)
+            # a resumed run starts them on its latest model, whose version the pipeline set in weight_version
+            self._engines = self._start_engines(self.model_path, self.weight_version)
         return self._engines
 
     @property

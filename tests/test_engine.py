@@ -12,7 +12,6 @@ import pytest
 from selfchallenge.config import EngineConfig
 from selfchallenge.rollout.engine import (
     EngineStartError,
-    EngineWeightSyncClient,
     WeightSyncError,
     check_cpu_memory,
     check_model_for_engine,
@@ -21,9 +20,10 @@ from selfchallenge.rollout.engine import (
     shutdown_engines,
 )
 from selfchallenge.rollout.tiny_model import build_tiny_model
-from selfchallenge.rollout.weight_transfer import pack_buckets
+from selfchallenge.rollout.weight_transfer import EngineWeightSyncClient, pack_buckets
 
 pytestmark = [pytest.mark.vllm, pytest.mark.timeout(900)]
+STARTING_VERSION = 3
 
 # vLLM's CPU kernels and transformers' eager attention differ in float rounding only.
 LOGPROB_TOLERANCE = 1e-4
@@ -46,7 +46,8 @@ def tokenizer(model_dir):
 def engine(ray_local, model_dir):
     cfg = EngineConfig(max_model_len=512, max_num_seqs=16, cpu_kvcache_space_gb=0.5, num_cpus_per_engine=1)
     begin = time.monotonic()
-    (handle,) = create_engines(cfg, model_dir, device="cpu")
+    # started as a resumed run starts its engines: on a model whose weights are version 3
+    (handle,) = create_engines(cfg, model_dir, device="cpu", weight_version=STARTING_VERSION)
     print(f"engine start: {time.monotonic() - begin:.1f} s")
     yield handle
     shutdown_engines([handle])
@@ -91,7 +92,7 @@ def test_concurrent_generate(ray_local, engine, tokenizer):
         assert len(out["token_ids"]) == 32 and len(out["logprobs"]) == 32
         assert out["finish_reason"] == "length"
         assert all(lp <= 0.0 for lp in out["logprobs"])
-        assert out["weight_version"] == 0
+        assert out["weight_version"] == STARTING_VERSION
     # Different seeds sample different continuations; the same seed reproduces one.
     assert len({tuple(o["token_ids"]) for o in outs}) > 8
     again = ray.get(engine.generate.remote(prompts[3], {**sampling, "seed": 3}))

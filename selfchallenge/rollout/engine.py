@@ -6,7 +6,8 @@ vLLM. Weights arrive in one of two ways (see rollout/worker_extension.py):
 * `update_weights(buckets, version)`: packed safetensors blobs (`weight_transfer.pack_buckets`) sent through
   Ray and reloaded in place by the worker extension. Tested on CPU; also works on GPU.
 * NCCL (GPU only, not exercised on the CPU machines): build the engines with `weight_transfer="nccl"`, and drive
-  vLLM's native transfer from the learner with `NCCLTrainerWeightTransferEngine` and `EngineWeightSyncClient`:
+  vLLM's native transfer from the learner with `NCCLTrainerWeightTransferEngine` and
+  `weight_transfer.EngineWeightSyncClient`:
 
       from vllm.distributed.weight_transfer import ModuleSource
       from vllm.distributed.weight_transfer.nccl_engine import NCCLTrainerInitInfo, NCCLTrainerWeightTransferEngine
@@ -213,6 +214,7 @@ class RolloutEngine:
         dtype: str = "auto",
         weight_transfer: str | None = None,
         logprobs_mode: str = "processed_logprobs",
+        weight_version: int = 0,
     ) -> None:
         self.model_path = model_path
         self.cfg = cfg
@@ -220,7 +222,7 @@ class RolloutEngine:
         self.weight_transfer = weight_transfer
         self.logprobs_mode = logprobs_mode
         self._llm: Any = None
-        self._version = 0
+        self._version = weight_version  # of the weights at model_path (a resumed run's latest model: > 0)
         self._update_lock = asyncio.Lock()
         self._started_s = 0.0
 
@@ -450,53 +452,6 @@ class RolloutEngine:
         await self._engine().shutdown_weight_transfer_engine()
 
 
-class EngineWeightSyncClient:
-    """vLLM's `VLLMWeightSyncClient` protocol over RolloutEngine actors, for `NCCLTrainerWeightTransferEngine`.
-
-    Every call fans out to all engines and waits at most `timeout_s`. The trainer is NCCL rank 0; engine i's
-    workers get ranks 1 + i*tp ... (i+1)*tp (vLLM adds each worker's rank within its engine to `rank_offset`),
-    so the trainer's `world_size` is 1 + len(engines) * tensor_parallel_size. Set `next_version` before
-    `send_weights()` to label the new weights (default: each engine's current version + 1).
-    """
-
-    def __init__(self, engines: list, tensor_parallel_size: int = 1, timeout_s: float = 300.0) -> None:
-        self.engines = list(engines)
-        self.tensor_parallel_size = tensor_parallel_size
-        self.timeout_s = timeout_s
-        self.next_version: int | None = None
-
-    def _all(self, method: str, *args: Any) -> list:
-        import ray
-
-        return ray.get([getattr(e, method).remote(*args) for e in self.engines], timeout=self.timeout_s)
-
-    def init_weight_transfer_engine(self, init_info: dict[str, Any]) -> None:
-        import ray
-
-        base = init_info.get("rank_offset", 1)
-        refs = [
-            engine.init_weight_transfer_engine.remote(
-                {**init_info, "rank_offset": base + i * self.tensor_parallel_size}
-            )
-            for i, engine in enumerate(self.engines)
-        ]
-        ray.get(refs, timeout=self.timeout_s)
-
-    def shutdown_weight_transfer_engine(self) -> None:
-        self._all("shutdown_weight_transfer_engine")
-
-    def start_weight_update(self) -> None:
-        self._all("start_weight_update")
-
-    def update_weights(self, update_info: dict[str, Any] | list[dict[str, Any]]) -> None:
-        self._all("receive_weights", update_info)
-
-    def finish_weight_update(self, weight_version: str | None = None) -> None:
-        version = int(weight_version) if weight_version is not None else self.next_version
-        self._all("finish_weight_update", version)
-        self.next_version = None
-
-
 def _on_gpu() -> bool:
     from vllm.platforms import current_platform
 
@@ -537,6 +492,7 @@ def create_engines(
     device: str = "auto",
     weight_transfer: str | None = None,
     logprobs_mode: str = "processed_logprobs",
+    weight_version: int = 0,
 ) -> list:
     """Start `cfg.num_engines` RolloutEngine actors and wait until all are ready (at most cfg.start_timeout_s).
 
@@ -544,7 +500,8 @@ def create_engines(
     cluster): each engine gets a placement group of `tensor_parallel_size` bundles {GPU: 1, CPU: n} packed on one
     node; with TP 1 the actor itself holds the GPU, with TP > 1 vLLM's Ray executor places its workers in the
     group. `weight_transfer="nccl"` enables vLLM's native NCCL receiver (GPU only). Returns the actor handles;
-    raises EngineStartError (all started actors are stopped) if any engine fails or times out.
+    raises EngineStartError (all started actors are stopped) if any engine fails or times out. `weight_version`
+    labels the weights at `model_path` (what `generate` reports until the first update).
     """
     import ray
     from ray.util.placement_group import placement_group
@@ -579,7 +536,9 @@ def create_engines(
             options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
                 placement_group=pg, placement_group_bundle_index=0, placement_group_capture_child_tasks=True
             )
-        handle = actor_cls.options(**options).remote(model_path, cfg, dtype, weight_transfer, logprobs_mode)
+        handle = actor_cls.options(**options).remote(
+            model_path, cfg, dtype, weight_transfer, logprobs_mode, weight_version
+        )
         if pg is not None:
             _PLACEMENT_GROUPS[handle._actor_id.hex()] = pg
         handles.append(handle)
