@@ -32,7 +32,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from .record import CaTTask, task_id
+from .record import CaTTask, instance_key, task_id
 
 MAX_FIELD_CHARS = 8000
 MAX_FAILURE_CASES = 8
@@ -137,7 +137,7 @@ def parse_challenger_output(text: str, env: str, env_config: dict, provenance: d
     if "inputs" in fields:
         env_config["inputs"] = fields["inputs"]
     task = CaTTask(
-        id=task_id(env, fields["instruction"] + json.dumps(fields.get("inputs"), sort_keys=True), fields["verifier"]),
+        id=task_id(env, instance_key(fields["instruction"], fields.get("inputs")), fields["verifier"]),
         env=env,
         env_config=env_config,
         instruction=fields["instruction"],

@@ -65,6 +65,12 @@ class CaTTask:
         return {name: getattr(self, name) for name in REQUIRED_FIELDS}
 
 
+def instance_key(instruction: str, inputs) -> str:
+    """A question together with its given values (`env_config.inputs`): the same question about other inputs is
+    another task. Used in task ids and wherever generated tasks must be told apart."""
+    return instruction + json.dumps(inputs, sort_keys=True)
+
+
 def task_id(env: str, instruction: str, verifier: str) -> str:
     """A content-derived id: the same task proposed twice gets the same id."""
     digest = hashlib.sha256(f"{env}\x00{instruction}\x00{verifier}".encode()).hexdigest()

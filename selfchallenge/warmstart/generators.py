@@ -13,12 +13,11 @@ Flawed variants (`FLAWS`) are what the sandbox filter must reject, each with its
 from __future__ import annotations
 
 import dataclasses
-import json
 import random
 from dataclasses import dataclass, field
 
 from ..envs.calculation.tools import PURE_TOOLS
-from ..tasks.record import CaTTask, task_id
+from ..tasks.record import CaTTask, instance_key, task_id
 from .families import DECODER, DNA, FAMILIES, TRADE, Spec
 
 GENERATOR_DOMAINS = (TRADE, DECODER, DNA)
@@ -119,7 +118,7 @@ def assemble(spec: Spec, flaw: str | None = None, max_failure_cases: int = 3) ->
     else:
         verifier, cases = _flawed(spec, flaw)
     task = CaTTask(
-        id=task_id("calculation", spec.instruction + json.dumps(spec.inputs, sort_keys=True), verifier),
+        id=task_id("calculation", instance_key(spec.instruction, spec.inputs), verifier),
         env="calculation",
         env_config={"domain": spec.domain, "inputs": dict(spec.inputs)},
         instruction=spec.instruction,
@@ -166,7 +165,7 @@ def generate_tasks(
             raise ValueError(f"could not draw {n} distinct tasks from {list(domains)}; ask for fewer")
         domain = domains[len(out) % len(domains)]
         spec = rng.choice(FAMILIES[domain])(rng)
-        key = spec.instruction + json.dumps(spec.inputs, sort_keys=True)
+        key = instance_key(spec.instruction, spec.inputs)
         if key in seen:
             continue
         flaw = flaws[flawed % len(flaws)] if rng.random() < flawed_rate else None

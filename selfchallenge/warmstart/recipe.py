@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..config import ConfigError, LearnerConfig, RunConfig, SandboxConfig
-from ..tasks.record import CaTTask, save_tasks_jsonl
+from ..tasks.record import CaTTask, instance_key, save_tasks_jsonl
 from .generators import GENERATOR_DOMAINS, TRADE, GeneratedTask, generate_tasks
 from .transcripts import TranscriptBudget, challenger_transcripts, executor_transcripts
 
@@ -129,7 +129,7 @@ def training_tasks(options: WarmstartConfig, domains: list[str]) -> tuple[list[G
 
 def task_key(task: CaTTask) -> str:
     """What makes two generated tasks the same task: the question and its given values."""
-    return task.instruction + json.dumps(task.env_config.get("inputs"), sort_keys=True)
+    return instance_key(task.instruction, task.env_config.get("inputs"))
 
 
 def build_heldout(
