@@ -103,6 +103,7 @@ class ChallengerConfig:
     max_tokens: int = 768  # for the final Code-as-Task turn
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     dedup_threshold: float = 0.9  # instruction/verifier similarity above which a task counts as a duplicate
+    max_per_instruction: int = 0  # keep at most this many tasks with the same instruction per iteration (0 = all)
     # Tasks from a file (JSONL or dataset folder) checked and used alongside the first iteration's proposals:
     # hand-written tasks, or tasks kept by an earlier run.
     seed_tasks: str = ""
@@ -214,6 +215,10 @@ def validate(cfg: RunConfig) -> RunConfig:
     for key in _POSITIVE:
         if _lookup(cfg, key) <= 0:
             raise ConfigError(f"{key}={_lookup(cfg, key)!r} must be > 0")
+    if cfg.challenger.max_per_instruction < 0:
+        raise ConfigError(
+            f"challenger.max_per_instruction={cfg.challenger.max_per_instruction} must be >= 0 (0 keeps every task)"
+        )
     if not cfg.envs:
         raise ConfigError("envs is empty; give at least one environment, e.g. envs=[{name:calculation}]")
     for i, spec in enumerate(cfg.envs):

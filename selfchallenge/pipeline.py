@@ -30,7 +30,7 @@ from .rollout.executor import ExecutorSettings, run_executor_episode
 from .rollout.runner import Journal, run_journaled
 from .rollout.trajectory import Trajectory, save_trajectories
 from .tasks.check_rule import funnel_counts
-from .tasks.dedup import deduplicate
+from .tasks.dedup import cap_per_instruction, deduplicate
 from .tasks.record import CaTTask, save_tasks, save_tasks_jsonl
 from .tracking import MetricsLogger
 
@@ -215,6 +215,7 @@ def stage_check(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
         task.check = {key: verdict.get(key) for key in ("kept", "reason", "stage", "detail", "timings")}
         checked.append(task)
     kept, duplicates = deduplicate([t for t in checked if t.check["kept"]], cfg.challenger.dedup_threshold)
+    kept, capped = cap_per_instruction(kept, cfg.challenger.max_per_instruction)
     save_tasks(os.path.join(out, "tasks_checked"), checked)
     save_tasks(os.path.join(out, "tasks_kept"), kept)
     save_tasks_jsonl(os.path.join(out, "tasks_kept.jsonl"), kept)
@@ -224,6 +225,8 @@ def stage_check(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
     reasons = {**parse_reasons, **Counter(t.check["reason"] for t in checked if not t.check["kept"])}
     if duplicates:
         reasons["duplicate"] = len(duplicates)
+    if capped:
+        reasons["instruction_cap"] = len(capped)
     values = {
         "funnel": {
             "proposed": len(proposals),
@@ -233,7 +236,8 @@ def stage_check(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
             "solution_passes": funnel["solution_passes"],
             "failures_fail": funnel["failures_fail"],
             "kept": funnel["failures_fail"],
-            "deduplicated": len(kept),
+            "deduplicated": len(kept) + len(capped),
+            "to_executor": len(kept),
             "infra_error": funnel["infra_error"],
         },
         "reasons": reasons,
@@ -244,7 +248,7 @@ def stage_check(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
     print(
         f"[iter {iteration}] yield: proposed {f['proposed']} -> parsed {f['parsed']} -> verifier runs "
         f"{f['verifier_runs']} -> solution passes {f['solution_passes']} -> failures fail {f['failures_fail']} "
-        f"-> kept after dedup {f['deduplicated']}"
+        f"-> kept after dedup {f['deduplicated']}" + (f" -> after the instruction cap {len(kept)}" if capped else "")
     )
     run.mark(f"iter_{iteration}/check")
 

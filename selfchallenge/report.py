@@ -9,7 +9,16 @@ import os
 
 from .tracking import read_metrics
 
-FUNNEL_STAGES = ("proposed", "parsed", "verifier_runs", "solution_passes", "failures_fail", "kept", "deduplicated")
+FUNNEL_STAGES = (
+    "proposed",
+    "parsed",
+    "verifier_runs",
+    "solution_passes",
+    "failures_fail",
+    "kept",
+    "deduplicated",
+    "to_executor",
+)
 
 
 def _latest_by_iteration(rows: list[dict], stage: str) -> dict[int, dict]:
@@ -84,7 +93,7 @@ def summary_rows(run_dir: str) -> list[list[str]]:
     table = [["iteration", "proposed", "kept", "yield", "reward", "loss", "eval pass@1"]]
     for it in sorted(set(checks) | set(rollouts) | set(trains) | set(evals)):
         funnel = checks.get(it, {}).get("funnel", {})
-        proposed, kept = funnel.get("proposed", 0), funnel.get("deduplicated", funnel.get("kept", 0))
+        proposed, kept = funnel.get("proposed", 0), funnel.get("to_executor", funnel.get("deduplicated", 0))
         reward = rollouts.get(it, {}).get("mean_reward")
         loss = trains.get(it, {}).get("loss")
         ev = evals.get(it, {}).get("results", {})

@@ -35,6 +35,7 @@ def test_defaults_and_overrides():
         ("learner.algorithm=foo", "learner.algorithm"),
         ("sandbox.backend=chroot", "sandbox.backend"),
         ("executor.max_turns=0", "executor.max_turns"),
+        ("challenger.max_per_instruction=-1", "challenger.max_per_instruction"),
         ("envs=[{name: bogus}]", "envs[0].name"),
         ("nokey", "nokey"),
     ],

@@ -45,7 +45,7 @@ def test_self_challenging_raises_heldout_success(tmp_path, ray_local):
     assert coverage["after"]["covered"] > coverage["before"]["covered"], (coverage, history)
     run_dir = os.path.join(out, "seed_0", "run")
     metrics = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"), encoding="utf-8")]
-    kept = [row["funnel"]["deduplicated"] for row in metrics if row["stage"] == "check"]
+    kept = [row["funnel"]["to_executor"] for row in metrics if row["stage"] == "check"]
     assert kept and all(count > 0 for count in kept), kept  # the challenger wrote tasks the filter kept
     assert os.path.exists(os.path.join(run_dir, "report.html"))
     with open(os.path.join(out, "summary.json"), encoding="utf-8") as handle:

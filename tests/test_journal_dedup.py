@@ -4,7 +4,7 @@ import json
 import pytest
 
 from selfchallenge.rollout.runner import Journal, run_journaled
-from selfchallenge.tasks.dedup import deduplicate
+from selfchallenge.tasks.dedup import cap_per_instruction, deduplicate
 from selfchallenge.tasks.record import CaTTask
 
 
@@ -81,3 +81,14 @@ def test_the_same_question_about_other_inputs_is_another_task():
     twin = _task(3, "Convert the price at the rate!")
     twin.env_config = {"inputs": {"price": 300, "rate": 2}}
     assert deduplicate([*same, twin], threshold=0.9)[1] == {"t3": "t2"}
+
+
+def test_instruction_cap_keeps_the_first_of_each_question_per_env():
+    tasks = [_task(i, "Convert the price at the rate.") for i in range(4)]
+    tasks.append(_task(4, "convert the  price at the RATE."))  # the same instruction once normalised
+    tasks.append(_task(5, "How much is the tariff?"))
+    tasks.append(_task(6, "Convert the price at the rate.", env="retail"))
+    kept, dropped = cap_per_instruction(tasks, limit=2)
+    assert [t.id for t in kept] == ["t0", "t1", "t5", "t6"]
+    assert dropped == ["t2", "t3", "t4"]
+    assert cap_per_instruction(tasks, limit=0) == (tasks, [])

@@ -138,7 +138,7 @@ def test_kill_9_during_rollouts_and_training_then_resume(tmp_path, heldout):
     assert (run_dir / "report.html").exists() and (run_dir / "plots" / "yield_funnel.png").exists()
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     check = next(m for m in metrics if m["stage"] == "check")
-    assert check["funnel"]["deduplicated"] == len(GOOD)
+    assert check["funnel"]["deduplicated"] == check["funnel"]["to_executor"] == len(GOOD)
     assert {m["stage"] for m in metrics} >= {"propose", "check", "rollout", "train", "eval"}
 
 

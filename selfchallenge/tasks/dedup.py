@@ -15,8 +15,12 @@ import re
 from .record import CaTTask
 
 
+def _normalised(text: str) -> str:
+    return re.sub(r"\s+", " ", text.lower()).strip()
+
+
 def _shingles(text: str, n: int = 3) -> frozenset[str]:
-    text = re.sub(r"\s+", " ", text.lower()).strip()
+    text = _normalised(text)
     return frozenset(text[i : i + n] for i in range(max(1, len(text) - n + 1)))
 
 
@@ -51,4 +55,25 @@ def deduplicate(tasks: list[CaTTask], threshold: float) -> tuple[list[CaTTask], 
         kept.append(task)
         kept_shingles.append(shingles)
         seen_ids.add(task.id)
+    return kept, dropped
+
+
+def cap_per_instruction(tasks: list[CaTTask], limit: int) -> tuple[list[CaTTask], list[str]]:
+    """-> (the first `limit` tasks of each (environment, normalised instruction), ids of the rest). 0 = no cap.
+
+    Deduplication keeps the same question about other inputs; a challenger that writes one question far more
+    often than the others would then fill the executor's batch with it, and training on that skew pulls the
+    questions it rarely writes down."""
+    if limit <= 0:
+        return list(tasks), []
+    counts: dict[tuple[str, str], int] = {}
+    kept: list[CaTTask] = []
+    dropped: list[str] = []
+    for task in tasks:
+        key = (task.env, _normalised(task.instruction))
+        counts[key] = counts.get(key, 0) + 1
+        if counts[key] <= limit:
+            kept.append(task)
+        else:
+            dropped.append(task.id)
     return kept, dropped
