@@ -104,6 +104,10 @@ class ChallengerConfig:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     dedup_threshold: float = 0.9  # instruction/verifier similarity above which a task counts as a duplicate
     max_per_instruction: int = 0  # keep at most this many tasks with the same instruction per iteration (0 = all)
+    # Train the challenger role too: its episodes join the learner's batch with reward 1 when the task it wrote
+    # reached the executor ("kept") or, in addition, was solved by some but not all executor samples
+    # ("learnable"). "none": only the executor learns (the paper's setting).
+    reward: str = "none"
     # Tasks from a file (JSONL or dataset folder) checked and used alongside the first iteration's proposals:
     # hand-written tasks, or tasks kept by an earlier run.
     seed_tasks: str = ""
@@ -184,6 +188,7 @@ _CHOICES = {
     "engine.weight_sync": ("blobs",),
     "engine.logprobs_mode": ("processed_logprobs", "raw_logprobs"),
     "executor.user_model": ("policy", "frozen"),
+    "challenger.reward": ("none", "kept", "learnable"),
     "learner.algorithm": ("rft", "sft", "reinforce", "rloo", "grpo", "drgrpo", "ppo"),
     "learner.zero_stage": (0, 2, 3),
     "learner.lr_schedule": ("constant", "cosine", "linear"),
@@ -256,6 +261,13 @@ def validate(cfg: RunConfig) -> RunConfig:
     if cfg.learner.algorithm in ("grpo", "drgrpo", "rloo") and cfg.executor.samples_per_task < 2:
         raise ConfigError(
             f"learner.algorithm={cfg.learner.algorithm} needs a group: set executor.samples_per_task >= 2"
+        )
+    temperatures = (cfg.challenger.sampling.temperature, cfg.executor.sampling.temperature)
+    if cfg.learner.algorithm == "ppo" and cfg.challenger.reward != "none" and temperatures[0] != temperatures[1]:
+        # PPO's ratios compare with the engine's tempered logprobs at the executor's temperature.
+        raise ConfigError(
+            f"challenger.reward={cfg.challenger.reward} with learner.algorithm=ppo needs "
+            f"challenger.sampling.temperature ({temperatures[0]}) = executor.sampling.temperature ({temperatures[1]})"
         )
     return cfg
 

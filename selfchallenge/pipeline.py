@@ -25,7 +25,7 @@ from . import config as config_mod
 from .agents.prompts import TAU_ENVS, challenger_system_prompt, executor_opening
 from .config import ConfigError, RunConfig
 from .envs import make_env
-from .rollout.challenger import ChallengerSettings, run_challenger_episode
+from .rollout.challenger import ChallengerSettings, run_challenger_episode, score_challenger
 from .rollout.executor import ExecutorSettings, run_executor_episode
 from .rollout.runner import Journal, run_journaled
 from .rollout.trajectory import Trajectory, save_trajectories
@@ -346,7 +346,15 @@ def stage_solve(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
 def stage_train(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLogger) -> None:
     from .rollout.trajectory import load_trajectories
 
-    trajectories = load_trajectories(os.path.join(run.iter_dir(iteration), "trajectories"))
+    out = run.iter_dir(iteration)
+    trajectories = load_trajectories(os.path.join(out, "trajectories"))
+    challenger_reward = {}
+    if cfg.challenger.reward != "none":
+        kept_ids = {task.id for task in _kept_tasks(run, iteration)}
+        proposals = load_trajectories(os.path.join(out, "challenger_trajectories"))
+        scored = score_challenger(proposals, kept_ids, trajectories, cfg.challenger.reward)
+        challenger_reward = {"challenger_reward": _mean([t.reward for t in scored])}
+        trajectories = trajectories + scored
     begin = time.monotonic()
     metrics = rt.learner.train([t.to_dict() for t in trajectories]) if trajectories else {"skipped": "no data"}
     train_s = time.monotonic() - begin
@@ -355,7 +363,7 @@ def stage_train(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
     hf = rt.learner.export_hf(os.path.join(ckpt_dir, "hf"))
     rt.model_path = hf  # engines started later (e.g. the student's, in distill mode) load the new weights
     sync = rt.sync_weights(iteration + 1)
-    log.log(iteration, "train", {**metrics, "train_s": round(train_s, 2), "sync": sync})
+    log.log(iteration, "train", {**metrics, **challenger_reward, "train_s": round(train_s, 2), "sync": sync})
     models = {**run.state.get("models", {}), str(iteration): {"hf": hf, "checkpoint": checkpoint}}
     run.mark(f"iter_{iteration}/train", models=models)
 

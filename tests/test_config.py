@@ -36,6 +36,7 @@ def test_defaults_and_overrides():
         ("sandbox.backend=chroot", "sandbox.backend"),
         ("executor.max_turns=0", "executor.max_turns"),
         ("challenger.max_per_instruction=-1", "challenger.max_per_instruction"),
+        ("challenger.reward=solved", "challenger.reward"),
         ("envs=[{name: bogus}]", "envs[0].name"),
         ("nokey", "nokey"),
     ],
@@ -49,6 +50,13 @@ def test_bad_input_names_the_key(override, key):
 def test_group_algorithms_need_groups():
     with pytest.raises(ConfigError, match="samples_per_task"):
         load_config(None, ["learner.algorithm=grpo", "executor.samples_per_task=1"])
+
+
+def test_ppo_on_challenger_episodes_needs_one_temperature():
+    bad = ["learner.algorithm=ppo", "challenger.reward=kept", "challenger.sampling.temperature=0.7"]
+    with pytest.raises(ConfigError, match="challenger.sampling.temperature"):
+        load_config(None, bad)
+    assert load_config(None, [*bad[:2], "challenger.sampling.temperature=1.0"]).challenger.reward == "kept"
 
 
 def test_yaml_file_and_missing_file(tmp_path):

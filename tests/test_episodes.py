@@ -10,10 +10,11 @@ from selfchallenge.agents.actions import format_answer, format_code_action, form
 from selfchallenge.agents.prompts import challenger_system_prompt, executor_opening
 from selfchallenge.agents.user import ScriptedUser
 from selfchallenge.envs import make_env
-from selfchallenge.rollout.challenger import ChallengerSettings, run_challenger_episode
+from selfchallenge.rollout.challenger import ChallengerSettings, run_challenger_episode, score_challenger
 from selfchallenge.rollout.executor import ExecutorSettings, run_executor_episode
 from selfchallenge.rollout.policy import ScriptedPolicy
 from selfchallenge.rollout.sandbox_client import LocalSandbox
+from selfchallenge.rollout.trajectory import Trajectory
 from selfchallenge.tasks.record import CaTTask
 
 TASK = CaTTask(
@@ -304,3 +305,19 @@ def test_tau_harness_scores_gold_replays_100_and_wrong_answers_0(
         )
         scores[item.task.id] = outcome[item.set_name]["pass@1"]
     assert scores == {key: 0.0 if wrong else 1.0 for key in rows}
+
+
+def _episode(episode_id: str, task_id: str, role: str, reward: float = 0.0) -> Trajectory:
+    return Trajectory(episode_id, task_id, role, "calculation", [1], [2], [1], [-0.5], reward, "answered")
+
+
+def test_challenger_reward_kept_and_learnable():
+    proposals = [_episode(f"p{i}", task, "challenger") for i, task in enumerate(["easy", "mixed", "hard", "dropped"])]
+    solved = {"easy": [1, 1], "mixed": [1, 0], "hard": [0, 0], "dropped": [1, 0]}
+    executor = [_episode(f"{t}/{i}", t, "executor", r) for t, rs in solved.items() for i, r in enumerate(rs)]
+    kept = {"easy", "mixed", "hard"}  # "dropped" was parsed but did not reach the executor
+    rewards = {t.task_id: t.reward for t in score_challenger(proposals, kept, executor, "kept")}
+    assert rewards == {"easy": 1.0, "mixed": 1.0, "hard": 1.0, "dropped": 0.0}
+    scored = score_challenger(proposals, kept, executor, "learnable")
+    assert {t.task_id: t.reward for t in scored} == {"easy": 0.0, "mixed": 1.0, "hard": 0.0, "dropped": 0.0}
+    assert {t.group_id for t in scored} == {"challenger/calculation"} and proposals[1].reward == 0.0

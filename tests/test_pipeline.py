@@ -89,7 +89,7 @@ def heldout(tmp_path_factory) -> Path:
 
 def test_kill_9_during_rollouts_and_training_then_resume(tmp_path, heldout):
     run_dir = tmp_path / "run"
-    args = _overrides(run_dir, heldout)
+    args = [*_overrides(run_dir, heldout), "challenger.reward=kept"]  # the challenger's 2 episodes train too
     rollouts = run_dir / "iter_000" / "rollouts.jsonl"
     expected = len(GOOD) * SAMPLES
 
@@ -140,6 +140,8 @@ def test_kill_9_during_rollouts_and_training_then_resume(tmp_path, heldout):
     check = next(m for m in metrics if m["stage"] == "check")
     assert check["funnel"]["deduplicated"] == check["funnel"]["to_executor"] == len(GOOD)
     assert {m["stage"] for m in metrics} >= {"propose", "check", "rollout", "train", "eval"}
+    train = next(m for m in metrics if m["stage"] == "train")
+    assert train["trajectories"] == expected + 2 and 0.0 <= train["challenger_reward"] <= 1.0, train
 
 
 def test_ray_job_submit_runs_task_generation_on_a_cluster(tmp_path, heldout):

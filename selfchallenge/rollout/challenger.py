@@ -116,3 +116,26 @@ async def run_challenger_episode(
         },
     )
     return ChallengerResult(parsed, trajectory)
+
+
+def score_challenger(
+    challenger: list[Trajectory], kept_task_ids: set[str], executor: list[Trajectory], reward: str
+) -> list[Trajectory]:
+    """The challenger's episodes with the reward that trains the challenger role (`challenger.reward`):
+        kept:       r = 1 if the task it wrote reached the executor (parsed, kept by the filter, not a duplicate,
+                    within the instruction cap), else 0
+        learnable:  r = 1 if it reached the executor and the executor solved some but not all of its episodes
+                    (0 < success rate < 1: a task that still teaches something; tasks every sample solves are
+                    the over-written easy questions), else 0
+    Every episode of one environment starts from the same prompt, so they form one group (GRPO, RLOO)."""
+    outcomes: dict[str, list[bool]] = {}
+    for episode in executor:
+        outcomes.setdefault(episode.task_id, []).append(episode.reward >= 1.0)
+    scored = []
+    for episode in challenger:
+        solved = outcomes.get(episode.task_id, [])
+        learnable = 0 < sum(solved) < len(solved)
+        earned = episode.task_id in kept_task_ids and (reward == "kept" or learnable)
+        group = f"challenger/{episode.env}"
+        scored.append(Trajectory.from_dict({**episode.to_dict(), "reward": float(earned), "group_id": group}))
+    return scored
