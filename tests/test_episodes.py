@@ -320,4 +320,6 @@ def test_challenger_reward_kept_and_learnable():
     assert rewards == {"easy": 1.0, "mixed": 1.0, "hard": 1.0, "dropped": 0.0}
     scored = score_challenger(proposals, kept, executor, "learnable")
     assert {t.task_id: t.reward for t in scored} == {"easy": 0.0, "mixed": 1.0, "hard": 0.0, "dropped": 0.0}
-    assert {t.group_id for t in scored} == {"challenger/calculation"} and proposals[1].reward == 0.0
+    assert len({t.group_id for t in scored}) == 1 and proposals[1].reward == 0.0  # one prompt, one group
+    proposals[0].prompt_ids = [3]  # another world's prompt
+    assert len({t.group_id for t in score_challenger(proposals, kept, executor, "kept")}) == 2

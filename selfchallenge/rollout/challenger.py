@@ -9,6 +9,7 @@ later, once the task has been checked (and, for a trained challenger, solved).
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
 
@@ -127,7 +128,7 @@ def score_challenger(
         learnable:  r = 1 if it reached the executor and the executor solved some but not all of its episodes
                     (0 < success rate < 1: a task that still teaches something; tasks every sample solves are
                     the over-written easy questions), else 0
-    Every episode of one environment starts from the same prompt, so they form one group (GRPO, RLOO)."""
+    Episodes that start from the same prompt (same environment and world) form one group (GRPO, RLOO)."""
     outcomes: dict[str, list[bool]] = {}
     for episode in executor:
         outcomes.setdefault(episode.task_id, []).append(episode.reward >= 1.0)
@@ -136,6 +137,6 @@ def score_challenger(
         solved = outcomes.get(episode.task_id, [])
         learnable = 0 < sum(solved) < len(solved)
         earned = episode.task_id in kept_task_ids and (reward == "kept" or learnable)
-        group = f"challenger/{episode.env}"
+        group = f"challenger/{episode.env}/{hashlib.sha1(str(episode.prompt_ids).encode()).hexdigest()[:12]}"
         scored.append(Trajectory.from_dict({**episode.to_dict(), "reward": float(earned), "group_id": group}))
     return scored
