@@ -28,7 +28,7 @@ from .envs import make_env
 from .rollout.challenger import ChallengerSettings, run_challenger_episode, score_challenger
 from .rollout.executor import ExecutorSettings, run_executor_episode
 from .rollout.runner import Journal, run_journaled
-from .rollout.trajectory import Trajectory, save_trajectories
+from .rollout.trajectory import Trajectory, save_trajectories, successes_by_task
 from .tasks.check_rule import funnel_counts
 from .tasks.dedup import cap_per_instruction, deduplicate
 from .tasks.record import CaTTask, save_tasks, save_tasks_jsonl
@@ -322,9 +322,7 @@ def stage_solve(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
     ]
     save_trajectories(os.path.join(out, "trajectories"), trajectories)
     rewards = [t.reward for t in trajectories]
-    by_task: dict[str, list[bool]] = {}
-    for t in trajectories:
-        by_task.setdefault(t.task_id, []).append(t.reward >= 1.0)
+    by_task = successes_by_task(trajectories)
     sampled = sum(t.num_sampled_tokens for t in trajectories)
     log.log(
         iteration,
@@ -348,13 +346,10 @@ def stage_train(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
 
     out = run.iter_dir(iteration)
     trajectories = load_trajectories(os.path.join(out, "trajectories"))
-    challenger_reward = {}
-    if cfg.challenger.reward != "none":
+    if cfg.challenger.reward != "none":  # the learner's metrics report their mean as reward/challenger
         kept_ids = {task.id for task in _kept_tasks(run, iteration)}
         proposals = load_trajectories(os.path.join(out, "challenger_trajectories"))
-        scored = score_challenger(proposals, kept_ids, trajectories, cfg.challenger.reward)
-        challenger_reward = {"challenger_reward": _mean([t.reward for t in scored])}
-        trajectories = trajectories + scored
+        trajectories = trajectories + score_challenger(proposals, kept_ids, trajectories, cfg.challenger.reward)
     begin = time.monotonic()
     metrics = rt.learner.train([t.to_dict() for t in trajectories]) if trajectories else {"skipped": "no data"}
     train_s = time.monotonic() - begin
@@ -363,7 +358,7 @@ def stage_train(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
     hf = rt.learner.export_hf(os.path.join(ckpt_dir, "hf"))
     rt.model_path = hf  # engines started later (e.g. the student's, in distill mode) load the new weights
     sync = rt.sync_weights(iteration + 1)
-    log.log(iteration, "train", {**metrics, **challenger_reward, "train_s": round(train_s, 2), "sync": sync})
+    log.log(iteration, "train", {**metrics, "train_s": round(train_s, 2), "sync": sync})
     models = {**run.state.get("models", {}), str(iteration): {"hf": hf, "checkpoint": checkpoint}}
     run.mark(f"iter_{iteration}/train", models=models)
 

@@ -141,7 +141,7 @@ def test_kill_9_during_rollouts_and_training_then_resume(tmp_path, heldout):
     assert check["funnel"]["deduplicated"] == check["funnel"]["to_executor"] == len(GOOD)
     assert {m["stage"] for m in metrics} >= {"propose", "check", "rollout", "train", "eval"}
     train = next(m for m in metrics if m["stage"] == "train")
-    assert train["trajectories"] == expected + 2 and 0.0 <= train["challenger_reward"] <= 1.0, train
+    assert train["trajectories"] == expected + 2 and 0.0 <= train["reward/challenger"] <= 1.0, train
 
 
 def test_ray_job_submit_runs_task_generation_on_a_cluster(tmp_path, heldout):

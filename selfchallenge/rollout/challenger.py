@@ -17,7 +17,7 @@ from ..agents import actions as A
 from ..agents.prompts import CHALLENGER_START, CHALLENGER_WRITE_NOW
 from ..tasks.parser import ParseResult, parse_challenger_output
 from .executor import _observation_text
-from .trajectory import Trajectory
+from .trajectory import Trajectory, successes_by_task
 from .transcript import TokenTranscript
 
 
@@ -129,9 +129,7 @@ def score_challenger(
                     (0 < success rate < 1: a task that still teaches something; tasks every sample solves are
                     the over-written easy questions), else 0
     Episodes that start from the same prompt (same environment and world) form one group (GRPO, RLOO)."""
-    outcomes: dict[str, list[bool]] = {}
-    for episode in executor:
-        outcomes.setdefault(episode.task_id, []).append(episode.reward >= 1.0)
+    outcomes = successes_by_task(executor)
     scored = []
     for episode in challenger:
         solved = outcomes.get(episode.task_id, [])

@@ -55,6 +55,14 @@ class Trajectory:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
+def successes_by_task(trajectories: Iterable[Trajectory]) -> dict[str, list[bool]]:
+    """task id -> whether each of its episodes succeeded (reward 1)."""
+    by_task: dict[str, list[bool]] = {}
+    for t in trajectories:
+        by_task.setdefault(t.task_id, []).append(t.reward >= 1.0)
+    return by_task
+
+
 _JSON_FIELDS = ("messages", "info")
 
 
