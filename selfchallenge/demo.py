@@ -13,6 +13,7 @@ final JSON line. Rerunning resumes: finished warm starts and finished runs are r
 
 from __future__ import annotations
 
+import collections
 import glob
 import json
 import os
@@ -37,23 +38,36 @@ def heldout_history(run_dir: str) -> list[dict]:
 
 def covered_heldout(run_dir: str, heldout_path: str, label: str) -> dict:
     """Held-out Pass@1 of one evaluation (`before`, `iter_000`, ...) split by whether the challenger wrote a kept
-    task with the same question during the run: self-generated tasks can only teach what they cover."""
+    task with the same question during the run (self-generated tasks can only teach what they cover), and
+    `kept_mix`: the held-out Pass@1 per question weighted by how many kept tasks asked it, i.e. held-out success
+    on the distribution of questions the loop trained on (a question kept once weighs 1/N, not as much as the
+    question of most kept tasks)."""
     from .tasks.record import load_tasks
 
-    questions = set()
+    kept_per_question: collections.Counter[str] = collections.Counter()
     for path in sorted(glob.glob(os.path.join(run_dir, "iter_*", "tasks_kept.jsonl"))):
-        questions |= {task.instruction for task in load_tasks(path)}
+        kept_per_question.update(task.instruction for task in load_tasks(path))
     instruction = {task.id: task.instruction for task in load_tasks(heldout_path)}
     rewards: dict[str, list[float]] = {"covered": [], "uncovered": []}
+    per_question: dict[str, list[float]] = collections.defaultdict(list)
     with open(os.path.join(run_dir, "eval", f"{label}.jsonl"), encoding="utf-8") as handle:
         for line in handle:
             row = json.loads(line)
             if row.get("set") == "heldout":
-                key = "covered" if instruction.get(row["task_id"]) in questions else "uncovered"
-                rewards[key].append(float(row["reward"]))
-    return {key: round(statistics.fmean(values), 4) if values else None for key, values in rewards.items()} | {
-        f"{key}_episodes": len(values) for key, values in rewards.items()
-    }
+                question = instruction.get(row["task_id"])
+                rewards["covered" if question in kept_per_question else "uncovered"].append(float(row["reward"]))
+                per_question[question].append(float(row["reward"]))
+    weights = {question: kept_per_question[question] for question in per_question if question in kept_per_question}
+    kept_mix = (
+        round(sum(n * statistics.fmean(per_question[q]) for q, n in weights.items()) / sum(weights.values()), 4)
+        if weights
+        else None
+    )
+    return (
+        {key: round(statistics.fmean(values), 4) if values else None for key, values in rewards.items()}
+        | {f"{key}_episodes": len(values) for key, values in rewards.items()}
+        | {"kept_mix": kept_mix, "kept_mix_tasks": sum(weights.values())}
+    )
 
 
 def _spread(values: list[float]) -> dict:
