@@ -105,8 +105,9 @@ class ChallengerConfig:
     dedup_threshold: float = 0.9  # instruction/verifier similarity above which a task counts as a duplicate
     max_per_instruction: int = 0  # keep at most this many tasks with the same instruction per iteration (0 = all)
     # Train the challenger role too: its episodes join the learner's batch with reward 1 when the task it wrote
-    # reached the executor ("kept") or, in addition, was solved by some but not all executor samples
-    # ("learnable"). "none": only the executor learns (the paper's setting).
+    # reached the executor ("kept"), or in addition was solved by some but not all executor samples
+    # ("learnable"), or reached it asking a question no other task of the iteration asks ("unique").
+    # "none": only the executor learns (the paper's setting).
     reward: str = "none"
     # Tasks from a file (JSONL or dataset folder) checked and used alongside the first iteration's proposals:
     # hand-written tasks, or tasks kept by an earlier run.
@@ -188,7 +189,7 @@ _CHOICES = {
     "engine.weight_sync": ("blobs",),
     "engine.logprobs_mode": ("processed_logprobs", "raw_logprobs"),
     "executor.user_model": ("policy", "frozen"),
-    "challenger.reward": ("none", "kept", "learnable"),
+    "challenger.reward": ("none", "kept", "learnable", "unique"),
     "learner.algorithm": ("rft", "sft", "reinforce", "rloo", "grpo", "drgrpo", "ppo"),
     "learner.zero_stage": (0, 2, 3),
     "learner.lr_schedule": ("constant", "cosine", "linear"),

@@ -347,9 +347,9 @@ def stage_train(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
     out = run.iter_dir(iteration)
     trajectories = load_trajectories(os.path.join(out, "trajectories"))
     if cfg.challenger.reward != "none":  # the learner's metrics report their mean as reward/challenger
-        kept_ids = {task.id for task in _kept_tasks(run, iteration)}
+        kept = _kept_tasks(run, iteration)
         proposals = load_trajectories(os.path.join(out, "challenger_trajectories"))
-        trajectories = trajectories + score_challenger(proposals, kept_ids, trajectories, cfg.challenger.reward)
+        trajectories = trajectories + score_challenger(proposals, kept, trajectories, cfg.challenger.reward)
     begin = time.monotonic()
     metrics = rt.learner.train([t.to_dict() for t in trajectories]) if trajectories else {"skipped": "no data"}
     train_s = time.monotonic() - begin

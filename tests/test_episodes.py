@@ -311,15 +311,19 @@ def _episode(episode_id: str, task_id: str, role: str, reward: float = 0.0) -> T
     return Trajectory(episode_id, task_id, role, "calculation", [1], [2], [1], [-0.5], reward, "answered")
 
 
-def test_challenger_reward_kept_and_learnable():
+def test_challenger_reward_kept_learnable_and_unique():
     proposals = [_episode(f"p{i}", task, "challenger") for i, task in enumerate(["easy", "mixed", "hard", "dropped"])]
     solved = {"easy": [1, 1], "mixed": [1, 0], "hard": [0, 0], "dropped": [1, 0]}
     executor = [_episode(f"{t}/{i}", t, "executor", r) for t, rs in solved.items() for i, r in enumerate(rs)]
-    kept = {"easy", "mixed", "hard"}  # "dropped" was parsed but did not reach the executor
+    questions = {"easy": "Convert the price.", "mixed": "convert  the PRICE.", "hard": "How much is the tariff?"}
+    kept = [CaTTask(t, "calculation", {}, q, "", "", []) for t, q in questions.items()]  # "dropped" never reached it
     rewards = {t.task_id: t.reward for t in score_challenger(proposals, kept, executor, "kept")}
     assert rewards == {"easy": 1.0, "mixed": 1.0, "hard": 1.0, "dropped": 0.0}
     scored = score_challenger(proposals, kept, executor, "learnable")
     assert {t.task_id: t.reward for t in scored} == {"easy": 0.0, "mixed": 1.0, "hard": 0.0, "dropped": 0.0}
+    # "easy" and "mixed" ask the same question once normalised (case, whitespace): only "hard" is unique
+    rewards = {t.task_id: t.reward for t in score_challenger(proposals, kept, executor, "unique")}
+    assert rewards == {"easy": 0.0, "mixed": 0.0, "hard": 1.0, "dropped": 0.0}
     assert len({t.group_id for t in scored}) == 1 and proposals[1].reward == 0.0  # one prompt, one group
     proposals[0].prompt_ids = [3]  # another world's prompt
     assert len({t.group_id for t in score_challenger(proposals, kept, executor, "kept")}) == 2

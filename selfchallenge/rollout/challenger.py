@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 from ..agents import actions as A
 from ..agents.prompts import CHALLENGER_START, CHALLENGER_WRITE_NOW
+from ..tasks.dedup import instruction_key
 from ..tasks.parser import ParseResult, parse_challenger_output
+from ..tasks.record import CaTTask
 from .executor import _observation_text
 from .trajectory import Trajectory, successes_by_task
 from .transcript import TokenTranscript
@@ -120,7 +123,7 @@ async def run_challenger_episode(
 
 
 def score_challenger(
-    challenger: list[Trajectory], kept_task_ids: set[str], executor: list[Trajectory], reward: str
+    challenger: list[Trajectory], kept: list[CaTTask], executor: list[Trajectory], reward: str
 ) -> list[Trajectory]:
     """The challenger's episodes with the reward that trains the challenger role (`challenger.reward`):
         kept:       r = 1 if the task it wrote reached the executor (parsed, kept by the filter, not a duplicate,
@@ -128,13 +131,23 @@ def score_challenger(
         learnable:  r = 1 if it reached the executor and the executor solved some but not all of its episodes
                     (0 < success rate < 1: a task that still teaches something; tasks every sample solves are
                     the over-written easy questions), else 0
+        unique:     r = 1 if it reached the executor and no other task that reached it this iteration asks the
+                    same question (tasks/dedup.instruction_key), else 0: rewards the questions the challenger
+                    rarely writes, so training does not narrow it onto one
     Episodes that start from the same prompt (same environment and world) form one group (GRPO, RLOO)."""
     outcomes = successes_by_task(executor)
+    kept_ids = {task.id for task in kept}
+    question_counts = Counter(instruction_key(task) for task in kept)
+    unique_ids = {task.id for task in kept if question_counts[instruction_key(task)] == 1}
     scored = []
     for episode in challenger:
         solved = outcomes.get(episode.task_id, [])
-        learnable = 0 < sum(solved) < len(solved)
-        earned = episode.task_id in kept_task_ids and (reward == "kept" or learnable)
+        if reward == "kept":
+            earned = episode.task_id in kept_ids
+        elif reward == "learnable":
+            earned = episode.task_id in kept_ids and 0 < sum(solved) < len(solved)
+        else:
+            earned = episode.task_id in unique_ids
         group = f"challenger/{episode.env}/{hashlib.sha1(str(episode.prompt_ids).encode()).hexdigest()[:12]}"
         scored.append(Trajectory.from_dict({**episode.to_dict(), "reward": float(earned), "group_id": group}))
     return scored

@@ -19,6 +19,11 @@ def _normalised(text: str) -> str:
     return re.sub(r"\s+", " ", text.lower()).strip()
 
 
+def instruction_key(task: CaTTask) -> tuple[str, str]:
+    """What counts as "the same question": the environment and the normalised instruction text."""
+    return task.env, _normalised(task.instruction)
+
+
 def _shingles(text: str, n: int = 3) -> frozenset[str]:
     text = _normalised(text)
     return frozenset(text[i : i + n] for i in range(max(1, len(text) - n + 1)))
@@ -70,7 +75,7 @@ def cap_per_instruction(tasks: list[CaTTask], limit: int) -> tuple[list[CaTTask]
     kept: list[CaTTask] = []
     dropped: list[str] = []
     for task in tasks:
-        key = (task.env, _normalised(task.instruction))
+        key = instruction_key(task)
         counts[key] = counts.get(key, 0) + 1
         if counts[key] <= limit:
             kept.append(task)
