@@ -134,7 +134,11 @@ def run_demo(config: str | None, overrides: list[str], seeds: list[int], out: st
                 "report": report,
             }
         )
-        print(f"[demo] seed {seed}: held-out pass@1 {per_seed[-1]['before']:.3f} -> {per_seed[-1]['after']:.3f}")
+        mix = [per_seed[-1]["by_coverage"][when]["kept_mix"] for when in ("before", "after")]
+        print(
+            f"[demo] seed {seed}: held-out pass@1 {per_seed[-1]['before']:.3f} -> {per_seed[-1]['after']:.3f}; "
+            f"on the question mix of the kept tasks {mix[0]} -> {mix[1]}"
+        )
     summary = summarize(per_seed)
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "summary.json"), "w", encoding="utf-8") as handle:
