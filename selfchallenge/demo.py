@@ -42,19 +42,20 @@ def covered_heldout(run_dir: str, heldout_path: str, label: str) -> dict:
     `kept_mix`: the held-out Pass@1 per question weighted by how many kept tasks asked it, i.e. held-out success
     on the distribution of questions the loop trained on (a question kept once weighs 1/N, not as much as the
     question of most kept tasks)."""
+    from .tasks.dedup import instruction_key
     from .tasks.record import load_tasks
 
-    kept_per_question: collections.Counter[str] = collections.Counter()
+    kept_per_question: collections.Counter[tuple[str, str]] = collections.Counter()
     for path in sorted(glob.glob(os.path.join(run_dir, "iter_*", "tasks_kept.jsonl"))):
-        kept_per_question.update(task.instruction for task in load_tasks(path))
-    instruction = {task.id: task.instruction for task in load_tasks(heldout_path)}
+        kept_per_question.update(instruction_key(task) for task in load_tasks(path))
+    question_of = {task.id: instruction_key(task) for task in load_tasks(heldout_path)}
     rewards: dict[str, list[float]] = {"covered": [], "uncovered": []}
-    per_question: dict[str, list[float]] = collections.defaultdict(list)
+    per_question: dict[tuple[str, str] | None, list[float]] = collections.defaultdict(list)
     with open(os.path.join(run_dir, "eval", f"{label}.jsonl"), encoding="utf-8") as handle:
         for line in handle:
             row = json.loads(line)
             if row.get("set") == "heldout":
-                question = instruction.get(row["task_id"])
+                question = question_of.get(row["task_id"])
                 rewards["covered" if question in kept_per_question else "uncovered"].append(float(row["reward"]))
                 per_question[question].append(float(row["reward"]))
     weights = {question: kept_per_question[question] for question in per_question if question in kept_per_question}
