@@ -316,7 +316,8 @@ def bind_tool(function: Callable[..., str], data: dict) -> Callable[..., str]:
 class TauBenchEnvironment(Environment):
     """A tau-bench v1 domain: the database dict, its tools (functions of `data`), their schemas and the policy.
 
-    Subclasses set `name`, `tool_functions`, `tool_schemas`, `policy`, and implement `world_source`.
+    Subclasses set `name`, `tool_functions`, `tool_schemas`, `policy`, the benchmark's data `tables`, and for a
+    generated world `generate_world(seed, **sizes)` with `size_bounds` {size: (default, minimum, maximum or None)}.
     """
 
     terminate_tools = TERMINATE_TOOLS
@@ -324,6 +325,9 @@ class TauBenchEnvironment(Environment):
     tool_functions: dict[str, Callable[..., str]] = {}
     tool_schemas: list[dict] = []
     policy: str = ""
+    tables: tuple[str, ...] = ()
+    size_bounds: dict[str, tuple[int, int, int | None]] = {}
+    generate_world: Callable[..., dict]
 
     def __init__(self, env_config: dict | None = None):
         super().__init__(env_config)
@@ -333,8 +337,18 @@ class TauBenchEnvironment(Environment):
 
     @classmethod
     def world_source(cls, env_config: dict) -> tuple[tuple, Callable[[], dict]]:
-        """(cache key, function building the pristine world) for this env_config."""
-        raise NotImplementedError
+        """(cache key, function building the pristine world) for this env_config: the benchmark's files when
+        `data_dir` is given, else a world generated from `seed` and the sizes."""
+        if env_config.get("data_dir"):
+            paths = find_data_files(env_config["data_dir"], cls.name, cls.tables)
+            return data_dir_key(cls.name, paths), lambda: load_data_files(paths)
+        seed = read_int(env_config, "seed", 0, minimum=0)
+        sizes = {
+            size: read_int(env_config, size, default, minimum=minimum, maximum=maximum)
+            for size, (default, minimum, maximum) in cls.size_bounds.items()
+        }
+        key = (cls.name, "generated", seed, tuple(sorted(sizes.items())))
+        return key, lambda: cls.generate_world(seed, **sizes)
 
     def reset(self) -> None:
         """Put the untouched world back (in place, so the bound tools keep working); only changed records are
