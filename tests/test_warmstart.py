@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from selfchallenge.agents.prompts import CHALLENGER_WRITE_NOW, challenger_write_now
+from selfchallenge.agents.prompts import CHALLENGER_START, challenger_start
 from selfchallenge.config import ConfigError, EnvSpec, RunConfig, SandboxConfig
 from selfchallenge.eval.harness import heldout_items
 from selfchallenge.rollout.sandbox_client import LocalSandbox
@@ -117,14 +117,14 @@ def test_transcripts_mask_exactly_the_scripted_turns_and_keep_only_solved_episod
         assert trajectory.info["tool_calls"] >= 1
 
 
-def test_focus_names_the_solutions_tool_when_the_challenger_is_told_to_write(docker_pool, tiny_chat):
+def test_focus_names_the_solutions_tool_in_each_challengers_opening(docker_pool, tiny_chat):
     items = generate_tasks(12, seed=5, domains=["trade_calculator"])
     tools = [solution_tool(item) for item in items]
     assert {"find_minimum", "convert_currency"} <= set(tools) and None not in tools  # `answer = <tool>(...)`
     budget = TranscriptBudget(explore_turns=1, challenger_max_tokens=100_000, focus="tools")
     trajectories, _ = asyncio.run(challenger_transcripts(items[:4], tiny_chat, LocalSandbox(docker_pool), budget))
     for tool, trajectory in zip(tools[:4], trajectories, strict=True):
-        assert challenger_write_now(tool) in [m["content"] for m in trajectory.messages], tool
+        assert trajectory.messages[1]["content"] == challenger_start(tool), tool
     plain, _ = asyncio.run(
         challenger_transcripts(
             items[:1],
@@ -133,7 +133,7 @@ def test_focus_names_the_solutions_tool_when_the_challenger_is_told_to_write(doc
             TranscriptBudget(explore_turns=1, challenger_max_tokens=100_000),
         )
     )
-    assert CHALLENGER_WRITE_NOW in [m["content"] for m in plain[0].messages]
+    assert plain[0].messages[1]["content"] == CHALLENGER_START
 
 
 def test_warmstart_options_name_the_bad_key():

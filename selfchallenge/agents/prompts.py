@@ -172,13 +172,17 @@ Example (the names and ids in it are illustrative; use what you find while explo
 CHALLENGER_START = "Explore the environment, then write one new task."
 
 
+def challenger_start(focus_tool: str | None = None) -> str:
+    """The challenger's first user message; with a `focus_tool` (challenger.focus=tools) it asks for a task built
+    on that tool, right before the model's first action, where a tiny model can condition on it."""
+    return (
+        f"Explore the environment, then write one new task whose solution calls {focus_tool}."
+        if focus_tool
+        else CHALLENGER_START
+    )
+
+
 CHALLENGER_WRITE_NOW = "Exploration is over. Now write the task in the <task> format."
-
-
-def challenger_write_now(focus_tool: str | None = None) -> str:
-    """The message that ends exploration; with a `focus_tool` (challenger.focus=tools) it asks for a task whose
-    solution calls that tool, right before the task is written (a tiny model conditions on what is near)."""
-    return f"{CHALLENGER_WRITE_NOW[:-1]}; its solution calls {focus_tool}." if focus_tool else CHALLENGER_WRITE_NOW
 
 
 def executor_system_prompt(env_name: str, describe: str, tool_specs: list[dict], action_format: str) -> str:

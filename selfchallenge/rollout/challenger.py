@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ..agents import actions as A
-from ..agents.prompts import CHALLENGER_START, challenger_write_now
+from ..agents.prompts import CHALLENGER_WRITE_NOW, challenger_start
 from ..tasks.dedup import instruction_key
 from ..tasks.parser import ParseResult, parse_challenger_output
 from ..tasks.record import CaTTask
@@ -55,7 +55,7 @@ async def run_challenger_episode(
     focus_tool: str | None = None,
 ) -> ChallengerResult:
     started = time.monotonic()
-    opening = [{"role": "system", "content": system_prompt}, {"role": "user", "content": CHALLENGER_START}]
+    opening = [{"role": "system", "content": system_prompt}, {"role": "user", "content": challenger_start(focus_tool)}]
     transcript = TokenTranscript(prompt_ids=chat.prompt_ids(opening), messages=opening)
     session_id = await sandbox.open_session(env, env_config)
     text = ""
@@ -66,8 +66,7 @@ async def run_challenger_episode(
         for turn in range(settings.explore_turns + 1):
             final = turn == settings.explore_turns
             if final and not _looks_like_task(text):
-                write_now = challenger_write_now(focus_tool)
-                transcript.add_context(chat.append_ids("user", write_now), "user", write_now)
+                transcript.add_context(chat.append_ids("user", CHALLENGER_WRITE_NOW), "user", CHALLENGER_WRITE_NOW)
             max_tokens = settings.max_task_tokens if final else int(settings.sampling["max_tokens"])
             budget = settings.max_episode_tokens - len(transcript)
             if budget <= 0:
