@@ -128,7 +128,10 @@ def render_tools(tool_specs: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def challenger_system_prompt(env_name: str, describe: str, tool_specs: list[dict], explore_turns: int) -> str:
+def challenger_system_prompt(
+    env_name: str, describe: str, tool_specs: list[dict], explore_turns: int, focus_tool: str | None = None
+) -> str:
+    """The challenger's instructions; `focus_tool` (challenger.focus=tools) asks for a task that uses that tool."""
     example = format_task(_EXAMPLES[env_name])
     who = (
         "a simulated user (the instruction is that user's persona and goal; the agent never sees it)"
@@ -166,22 +169,14 @@ a plausible but wrong program (give three or more, each in its own tag)
 A task is kept only if the solution passes evaluate and every failure case fails it.
 
 Example (the names and ids in it are illustrative; use what you find while exploring):
-{example}"""
+{example}{focus_line(focus_tool)}"""
+
+
+def focus_line(tool: str | None) -> str:
+    return f"\n\nThis time, write a task whose solution calls {tool}." if tool else ""
 
 
 CHALLENGER_START = "Explore the environment, then write one new task."
-
-
-def challenger_start(focus_tool: str | None = None) -> str:
-    """The challenger's first user message; with a `focus_tool` (challenger.focus=tools) it asks for a task built
-    on that tool, right before the model's first action, where a tiny model can condition on it."""
-    return (
-        f"Explore the environment, then write one new task whose solution calls {focus_tool}."
-        if focus_tool
-        else CHALLENGER_START
-    )
-
-
 CHALLENGER_WRITE_NOW = "Exploration is over. Now write the task in the <task> format."
 
 

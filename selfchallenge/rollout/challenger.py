@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ..agents import actions as A
-from ..agents.prompts import CHALLENGER_WRITE_NOW, challenger_start
+from ..agents.prompts import CHALLENGER_START, CHALLENGER_WRITE_NOW
 from ..tasks.dedup import instruction_key
 from ..tasks.parser import ParseResult, parse_challenger_output
 from ..tasks.record import CaTTask
@@ -52,10 +52,9 @@ async def run_challenger_episode(
     settings: ChallengerSettings,
     episode_id: str,
     provenance: dict | None = None,
-    focus_tool: str | None = None,
 ) -> ChallengerResult:
     started = time.monotonic()
-    opening = [{"role": "system", "content": system_prompt}, {"role": "user", "content": challenger_start(focus_tool)}]
+    opening = [{"role": "system", "content": system_prompt}, {"role": "user", "content": CHALLENGER_START}]
     transcript = TokenTranscript(prompt_ids=chat.prompt_ids(opening), messages=opening)
     session_id = await sandbox.open_session(env, env_config)
     text = ""

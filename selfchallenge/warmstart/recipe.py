@@ -156,7 +156,7 @@ def tokenizer_corpus(
     tasks: list[GeneratedTask], explore_turns: int, domains: list[str], focus: str = "none"
 ) -> list[str]:
     """default_corpus + the project's prompts + this run's challenger prompts + generated task texts."""
-    from ..agents.prompts import challenger_start, challenger_system_prompt
+    from ..agents.prompts import challenger_system_prompt, focus_line
     from ..envs import make_env
     from ..rollout.tiny_model import default_corpus
     from ..runtime import prompt_corpus
@@ -167,7 +167,7 @@ def tokenizer_corpus(
         env = make_env("calculation", {"domain": domain})
         texts.append(challenger_system_prompt("calculation", env.describe(), env.tool_specs(), explore_turns))
         if focus == "tools":
-            texts += [challenger_start(tool["function"]["name"]) for tool in env.tool_specs()]
+            texts += [focus_line(tool["function"]["name"]) for tool in env.tool_specs()]
     for item in tasks:
         texts.append(f"{format_task(item.task)}\n{item.explore_code}")
     return texts

@@ -82,15 +82,19 @@ async def challenger_transcripts(
     items: list[GeneratedTask], chat, sandbox, budget: TranscriptBudget, concurrency: int = 8
 ) -> tuple[list[Trajectory], Counter]:
     """One challenger episode per task. Returns the trajectories (reward 1.0) and the parse reasons."""
-    systems: dict[str, str] = {}
-    for item in items:
+    systems: dict[tuple[str, str | None], str] = {}
+
+    def system_of(item: GeneratedTask) -> str:
         domain = item.task.env_config["domain"]
-        if domain not in systems:
+        key = (domain, solution_tool(item) if budget.focus == "tools" else None)
+        if key not in systems:
             # the challenger explores the bare domain, as in the loop: the inputs are what it invents
             env = make_env("calculation", {"domain": domain})
-            systems[domain] = challenger_system_prompt(
-                "calculation", env.describe(), env.tool_specs(), budget.explore_turns
+            systems[key] = challenger_system_prompt(
+                "calculation", env.describe(), env.tool_specs(), budget.explore_turns, key[1]
             )
+        return systems[key]
+
     settings = ChallengerSettings(
         explore_turns=budget.explore_turns,
         max_task_tokens=budget.challenger_task_tokens,
@@ -104,11 +108,10 @@ async def challenger_transcripts(
             _scripted(chat, challenger_turns(item, budget.explore_turns)),
             sandbox,
             chat,
-            systems[item.task.env_config["domain"]],
+            system_of(item),
             settings,
             episode_id=f"warmstart-challenger-{index}",
             provenance={"warmstart": True, "family": item.family, "flaw": item.flaw},
-            focus_tool=solution_tool(item) if budget.focus == "tools" else None,
         )
         return result
 
