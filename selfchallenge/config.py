@@ -109,10 +109,6 @@ class ChallengerConfig:
     # ("learnable"), or reached it asking a question no other task of the iteration asks ("unique").
     # "none": only the executor learns (the paper's setting).
     reward: str = "none"
-    # "tools": proposal k of an environment is asked for a task whose solution calls its tool k mod T (the
-    # environment's T tools in turn), so the questions spread over the tools instead of following the model's
-    # favourite; "none": one prompt for every proposal, as in the paper.
-    focus: str = "none"
     # Tasks from a file (JSONL or dataset folder) checked and used alongside the first iteration's proposals:
     # hand-written tasks, or tasks kept by an earlier run.
     seed_tasks: str = ""
@@ -194,7 +190,6 @@ _CHOICES = {
     "engine.logprobs_mode": ("processed_logprobs", "raw_logprobs"),
     "executor.user_model": ("policy", "frozen"),
     "challenger.reward": ("none", "kept", "learnable", "unique"),
-    "challenger.focus": ("none", "tools"),
     "learner.algorithm": ("rft", "sft", "reinforce", "rloo", "grpo", "drgrpo", "ppo"),
     "learner.zero_stage": (0, 2, 3),
     "learner.lr_schedule": ("constant", "cosine", "linear"),

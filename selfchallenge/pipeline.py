@@ -121,13 +121,9 @@ def stage_propose(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsL
     for spec_index, count in _task_budget(cfg):
         spec = cfg.envs[spec_index]
         world = make_env(spec.name, spec.env_config)
-        tools = [tool["function"]["name"] for tool in world.tool_specs()] if cfg.challenger.focus == "tools" else [None]
+        system = challenger_system_prompt(spec.name, world.describe(), world.tool_specs(), settings.explore_turns)
         for k in range(count):
             key = f"it{iteration}-env{spec_index}-{k}"
-            focus = tools[k % len(tools)]
-            system = challenger_system_prompt(
-                spec.name, world.describe(), world.tool_specs(), settings.explore_turns, focus
-            )
 
             async def job(spec=spec, system=system, key=key) -> dict:
                 result = await run_challenger_episode(

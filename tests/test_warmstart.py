@@ -10,7 +10,6 @@ import random
 
 import pytest
 
-from selfchallenge.agents.prompts import focus_line
 from selfchallenge.config import ConfigError, EnvSpec, RunConfig, SandboxConfig
 from selfchallenge.eval.harness import heldout_items
 from selfchallenge.rollout.sandbox_client import LocalSandbox
@@ -25,7 +24,6 @@ from selfchallenge.warmstart.transcripts import (
     challenger_turns,
     executor_transcripts,
     executor_turns,
-    solution_tool,
 )
 
 pytestmark = pytest.mark.docker
@@ -115,25 +113,6 @@ def test_transcripts_mask_exactly_the_scripted_turns_and_keep_only_solved_episod
     for item, trajectory in zip(items[:6], kept, strict=True):
         assert _sampled_tokens(trajectory) == _scripted_tokens(tiny_chat, executor_turns(item))
         assert trajectory.info["tool_calls"] >= 1
-
-
-def test_focus_names_the_solutions_tool_in_each_challenger_prompt(docker_pool, tiny_chat):
-    items = generate_tasks(12, seed=5, domains=["trade_calculator"])
-    tools = [solution_tool(item) for item in items]
-    assert {"find_minimum", "convert_currency"} <= set(tools) and None not in tools  # `answer = <tool>(...)`
-    budget = TranscriptBudget(explore_turns=1, challenger_max_tokens=100_000, focus="tools")
-    trajectories, _ = asyncio.run(challenger_transcripts(items[:4], tiny_chat, LocalSandbox(docker_pool), budget))
-    for tool, trajectory in zip(tools[:4], trajectories, strict=True):
-        assert trajectory.messages[0]["content"].endswith(focus_line(tool)), tool
-    plain, _ = asyncio.run(
-        challenger_transcripts(
-            items[:1],
-            tiny_chat,
-            LocalSandbox(docker_pool),
-            TranscriptBudget(explore_turns=1, challenger_max_tokens=100_000),
-        )
-    )
-    assert "This time" not in plain[0].messages[0]["content"]
 
 
 def test_warmstart_options_name_the_bad_key():

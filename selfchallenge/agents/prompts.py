@@ -128,10 +128,7 @@ def render_tools(tool_specs: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def challenger_system_prompt(
-    env_name: str, describe: str, tool_specs: list[dict], explore_turns: int, focus_tool: str | None = None
-) -> str:
-    """The challenger's instructions; `focus_tool` (challenger.focus=tools) asks for a task that uses that tool."""
+def challenger_system_prompt(env_name: str, describe: str, tool_specs: list[dict], explore_turns: int) -> str:
     example = format_task(_EXAMPLES[env_name])
     who = (
         "a simulated user (the instruction is that user's persona and goal; the agent never sees it)"
@@ -169,11 +166,7 @@ a plausible but wrong program (give three or more, each in its own tag)
 A task is kept only if the solution passes evaluate and every failure case fails it.
 
 Example (the names and ids in it are illustrative; use what you find while exploring):
-{example}{focus_line(focus_tool)}"""
-
-
-def focus_line(tool: str | None) -> str:
-    return f"\n\nThis time, write a task whose solution calls {tool}." if tool else ""
+{example}"""
 
 
 CHALLENGER_START = "Explore the environment, then write one new task."

@@ -100,7 +100,6 @@ def run_settings(run_cfg: RunConfig | None, options: WarmstartConfig) -> RunSett
         challenger_task_tokens=run_cfg.challenger.max_tokens,
         executor_max_tokens=run_cfg.executor.max_episode_tokens,
         executor_max_turns=run_cfg.executor.max_turns,
-        focus=run_cfg.challenger.focus,
     )
     return RunSettings(
         sorted(set(domains), key=domains.index), run_cfg.challenger.explore_turns, budget, run_cfg.sandbox
@@ -114,8 +113,6 @@ def recipe_hash(options: WarmstartConfig, settings: RunSettings) -> str:
         "domains": settings.domains,
         "budget": dataclasses.asdict(settings.budget),
     }
-    if settings.budget.focus == "none":  # recipes from before challenger.focus keep their hash
-        del recipe["budget"]["focus"]
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -152,11 +149,9 @@ def build_heldout(
     return chosen
 
 
-def tokenizer_corpus(
-    tasks: list[GeneratedTask], explore_turns: int, domains: list[str], focus: str = "none"
-) -> list[str]:
+def tokenizer_corpus(tasks: list[GeneratedTask], explore_turns: int, domains: list[str]) -> list[str]:
     """default_corpus + the project's prompts + this run's challenger prompts + generated task texts."""
-    from ..agents.prompts import challenger_system_prompt, focus_line
+    from ..agents.prompts import challenger_system_prompt
     from ..envs import make_env
     from ..rollout.tiny_model import default_corpus
     from ..runtime import prompt_corpus
@@ -166,8 +161,6 @@ def tokenizer_corpus(
     for domain in domains:
         env = make_env("calculation", {"domain": domain})
         texts.append(challenger_system_prompt("calculation", env.describe(), env.tool_specs(), explore_turns))
-        if focus == "tools":
-            texts += [focus_line(tool["function"]["name"]) for tool in env.tool_specs()]
     for item in tasks:
         texts.append(f"{format_task(item.task)}\n{item.explore_code}")
     return texts
@@ -287,9 +280,7 @@ def warmstart(options: WarmstartConfig, out_dir: str, run_cfg: RunConfig | None 
         flush=True,
     )
     with tempfile.TemporaryDirectory(prefix="warmstart-base-", dir=os.path.dirname(out_dir)) as base:
-        corpus = tokenizer_corpus(
-            challenger_tasks + executor_tasks, settings.explore_turns, settings.domains, settings.budget.focus
-        )
+        corpus = tokenizer_corpus(challenger_tasks + executor_tasks, settings.explore_turns, settings.domains)
         build_tiny_model(
             base,
             hidden_size=options.hidden_size,

@@ -16,7 +16,6 @@ Every kept trajectory is marked reward 1.0 (SFT trains on reward-1 trajectories)
 from __future__ import annotations
 
 import asyncio
-import re
 from collections import Counter
 from dataclasses import dataclass
 
@@ -40,7 +39,6 @@ class TranscriptBudget:
     challenger_task_tokens: int = 768
     executor_max_tokens: int = 1536
     executor_max_turns: int = 4
-    focus: str = "none"  # challenger.focus: "tools" names the solution's tool in each challenger prompt
 
 
 def challenger_turns(item: GeneratedTask, explore_turns: int) -> list[str]:
@@ -50,13 +48,6 @@ def challenger_turns(item: GeneratedTask, explore_turns: int) -> list[str]:
     programs = [item.explore_code, *("\n".join([*literals, case, PRINT_RESULT]) for case in item.task.failure_cases)]
     actions = [format_code_action(programs[i % len(programs)]) for i in range(explore_turns)]
     return [*actions, format_task(item.task)]
-
-
-def solution_tool(item: GeneratedTask) -> str | None:
-    """The tool whose result the solution's last line assigns to `answer` (`answer = find_minimum(...)`), the
-    task's focus under challenger.focus=tools."""
-    match = re.match(r"answer\s*=\s*(\w+)\(", item.task.solution.strip().split("\n")[-1])
-    return match.group(1) if match else None
 
 
 def executor_turns(item: GeneratedTask) -> list[str]:
@@ -82,19 +73,15 @@ async def challenger_transcripts(
     items: list[GeneratedTask], chat, sandbox, budget: TranscriptBudget, concurrency: int = 8
 ) -> tuple[list[Trajectory], Counter]:
     """One challenger episode per task. Returns the trajectories (reward 1.0) and the parse reasons."""
-    systems: dict[tuple[str, str | None], str] = {}
-
-    def system_of(item: GeneratedTask) -> str:
+    systems: dict[str, str] = {}
+    for item in items:
         domain = item.task.env_config["domain"]
-        key = (domain, solution_tool(item) if budget.focus == "tools" else None)
-        if key not in systems:
+        if domain not in systems:
             # the challenger explores the bare domain, as in the loop: the inputs are what it invents
             env = make_env("calculation", {"domain": domain})
-            systems[key] = challenger_system_prompt(
-                "calculation", env.describe(), env.tool_specs(), budget.explore_turns, key[1]
+            systems[domain] = challenger_system_prompt(
+                "calculation", env.describe(), env.tool_specs(), budget.explore_turns
             )
-        return systems[key]
-
     settings = ChallengerSettings(
         explore_turns=budget.explore_turns,
         max_task_tokens=budget.challenger_task_tokens,
@@ -108,7 +95,7 @@ async def challenger_transcripts(
             _scripted(chat, challenger_turns(item, budget.explore_turns)),
             sandbox,
             chat,
-            system_of(item),
+            systems[item.task.env_config["domain"]],
             settings,
             episode_id=f"warmstart-challenger-{index}",
             provenance={"warmstart": True, "family": item.family, "flaw": item.flaw},
