@@ -52,7 +52,7 @@ def test_kept_mix_weights_heldout_questions_by_how_often_the_loop_trained_on_the
     }
 
 
-@pytest.mark.timeout(2700)  # ~10-14 min on an idle 2-core VM; twice that when the machine is shared
+@pytest.mark.timeout(2700)  # ~13-17 min on an idle 2-core VM; twice that when the machine is shared
 def test_self_challenging_raises_heldout_success(tmp_path, ray_local):
     # ray_local: the session's Ray (4 logical CPUs); a Ray started by the pipeline here would outlive the test
     # with the machine's 2 CPUs and starve later tests that need more.
@@ -62,11 +62,10 @@ def test_self_challenging_raises_heldout_success(tmp_path, ray_local):
     seed = summary["seeds"][0]
     history = seed["history"]
     assert [row["iteration"] for row in history] == [-1, 1]
-    # Self-generated tasks teach the questions the challenger writes; on a short run the whole held-out set can
-    # also move down through interference on questions it never or rarely wrote (measured, README and
-    # docs/demo.md), so the robust claim is held-out success on the mix of questions the loop trained on. Unlike
-    # "covered", a question kept once does not weigh as much as the question of most kept tasks.
     coverage = seed["by_coverage"]
+    assert history[-1]["pass@1"] > history[0]["pass@1"], (history, coverage)  # the whole held-out set
+    # and on the mix of questions the loop trained on (a question kept once weighs 1/N of the kept tasks): the
+    # rise comes from the questions the challenger wrote, not from evaluation noise on the others
     assert coverage["after"]["kept_mix_tasks"] > 0, coverage
     assert coverage["after"]["kept_mix"] > coverage["before"]["kept_mix"], (coverage, history)
     run_dir = os.path.join(out, "seed_0", "run")
