@@ -234,6 +234,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def describe_os_error(exc: OSError) -> str:
+    """An OSError as a line a user can act on: `strerror: filename` when the OS filled them in, else the message
+    the raiser wrote (an error raised as `FileNotFoundError("...")` has no strerror or filename)."""
+    if exc.strerror and exc.filename:
+        return f"{exc.strerror}: {exc.filename}"
+    return str(exc) or type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -248,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"selfchallenge: config error: {exc}", file=sys.stderr)
         return 2
     except FileNotFoundError as exc:
-        print(f"selfchallenge: {exc.strerror}: {exc.filename}", file=sys.stderr)
+        print(f"selfchallenge: {describe_os_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("selfchallenge: interrupted; rerun the same command to resume", file=sys.stderr)

@@ -109,6 +109,10 @@ class ChallengerConfig:
     # ("learnable"), or reached it asking a question no other task of the iteration asks ("unique").
     # "none": only the executor learns (the paper's setting).
     reward: str = "none"
+    # The calculation environment's optional `<inputs>` tag (the task's numbers as named variables in every program
+    # and in state["inputs"]): off by default, as the benchmark's tasks carry their numbers in the text; the demo
+    # turns it on (a tiny model cannot copy numbers from text into code).
+    inputs: bool = False
     # Tasks from a file (JSONL or dataset folder) checked and used alongside the first iteration's proposals:
     # hand-written tasks, or tasks kept by an earlier run.
     seed_tasks: str = ""
@@ -123,6 +127,9 @@ class ExecutorConfig:
     concurrency: int = 16  # episodes in flight at once (continuous batching across episodes)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     user_model: str = "policy"  # policy | frozen: which engine plays the simulated user in retail/airline
+    # A code action that sets the global `answer` ends a calculation/web episode with that answer (self-play only;
+    # benchmark evaluation always ends on `Answer:`, as M3ToolEval does). The demo turns it on.
+    answer_in_code: bool = False
 
 
 @dataclass

@@ -26,7 +26,7 @@ from .agents.prompts import TAU_ENVS, challenger_system_prompt, executor_opening
 from .config import ConfigError, RunConfig
 from .envs import make_env
 from .rollout.challenger import ChallengerSettings, run_challenger_episode, score_challenger
-from .rollout.executor import ExecutorSettings, run_executor_episode
+from .rollout.executor import INFRA_REASONS, ExecutorSettings, run_executor_episode
 from .rollout.runner import Journal, run_journaled
 from .rollout.trajectory import Trajectory, save_trajectories, successes_by_task
 from .tasks.check_rule import funnel_counts
@@ -116,12 +116,13 @@ def stage_propose(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsL
         max_task_tokens=cfg.challenger.max_tokens,
         max_episode_tokens=cfg.engine.max_model_len,
         sampling=_sampling(cfg.challenger.sampling, cfg.seed, iteration),
+        allow_inputs=cfg.challenger.inputs,
     )
     jobs = []
     for spec_index, count in _task_budget(cfg):
         spec = cfg.envs[spec_index]
         world = make_env(spec.name, spec.env_config)
-        system = challenger_system_prompt(spec.name, world.describe(), world.tool_specs(), settings.explore_turns)
+        system = challenger_system_prompt(spec.name, world, settings.explore_turns, cfg.challenger.inputs)
         for k in range(count):
             key = f"it{iteration}-env{spec_index}-{k}"
 
@@ -279,12 +280,7 @@ def stage_solve(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
     journal = Journal(os.path.join(out, "rollouts.jsonl"))
     policy, chat, sandbox = rt.policy(generation=True), rt.chat, rt.sandbox
     make_user = make_user_factory(cfg, rt, policy)
-    settings = ExecutorSettings(
-        max_turns=cfg.executor.max_turns,
-        max_episode_tokens=cfg.executor.max_episode_tokens,
-        action_format=cfg.executor.action_format,
-        sampling=_sampling(cfg.executor.sampling, cfg.seed, iteration),
-    )
+    settings = executor_settings(cfg, cfg.executor.sampling, iteration)
     jobs = []
     for task in tasks:
         opening = executor_opening(
@@ -311,15 +307,17 @@ def stage_solve(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
             jobs.append((key, job))
 
     def on_error(key: str, exc: BaseException) -> dict | None:
-        logger.warning("executor episode %s failed: %s", key, exc)
+        logger.warning("executor episode %s lost to an infrastructure error (retried on rerun): %s", key, exc)
         return {"id": key, "reason": "infra_error", "error": str(exc)}
 
     begin = time.monotonic()
     records = asyncio.run(run_journaled(jobs, journal, cfg.executor.concurrency, f"iter {iteration} solve", on_error))
     elapsed = time.monotonic() - begin
-    trajectories = [
-        Trajectory.from_dict(r) for r in records if r["reason"] not in ("infra_error",) and "prompt_ids" in r
-    ]
+    trajectories = [Trajectory.from_dict(r) for r in records if r["reason"] not in INFRA_REASONS and "prompt_ids" in r]
+    lost = len(records) - len(trajectories)
+    if lost:
+        print(f"[iter {iteration}] {lost} executor episode(s) lost to infrastructure errors, not trained on; rerun the "
+              "same command to retry them")  # fmt: skip
     save_trajectories(os.path.join(out, "trajectories"), trajectories)
     rewards = [t.reward for t in trajectories]
     by_task = successes_by_task(trajectories)
@@ -372,9 +370,30 @@ def build_eval_items(cfg: RunConfig) -> list:
     if cfg.eval.m3tooleval_tasks:
         items += m3_items(cfg.eval.m3tooleval_tasks, cfg.eval.max_tasks)
     for env, path in cfg.eval.taubench_tasks.items():
-        data_dir = os.path.dirname(os.path.abspath(path))
-        items += tau_items(env, path, {"data_dir": data_dir}, cfg.eval.max_tasks, cfg.executor.action_format)
+        items += tau_items(
+            env, path, taubench_env_config(cfg, env, path), cfg.eval.max_tasks, cfg.executor.action_format
+        )
     return items
+
+
+def taubench_env_config(cfg: RunConfig, env: str, tasks_path: str) -> dict:
+    """The world a tau-bench task file is evaluated in: the `data_dir` of the run's `env` environment when it has
+    one, else the folder holding the tasks file; it must hold the benchmark's database."""
+    from .envs import env_class
+
+    configured = [
+        spec.env_config["data_dir"] for spec in cfg.envs if spec.name == env and spec.env_config.get("data_dir")
+    ]
+    data_dir = configured[0] if configured else os.path.dirname(os.path.abspath(tasks_path))
+    try:
+        env_class(env).world_source({"data_dir": data_dir})
+    except (OSError, ValueError) as exc:
+        where = "envs[].env_config.data_dir" if configured else f"the folder of eval.taubench_tasks.{env}"
+        raise ConfigError(
+            f"eval.taubench_tasks.{env}={tasks_path!r} needs the tau-bench {env} database: {exc} (taken from {where}); "
+            f"set envs=[{{name: {env}, env_config: {{data_dir: <folder with the database>}}}}]"
+        ) from None
+    return {"data_dir": data_dir}
 
 
 def stage_eval(
@@ -385,12 +404,7 @@ def stage_eval(
     label = label or ("before" if iteration < 0 else f"iter_{iteration:03d}")
     log_path = os.path.join(run.path, "eval", f"{label}.jsonl")
     policy = rt.policy()
-    settings = ExecutorSettings(
-        max_turns=cfg.executor.max_turns,
-        max_episode_tokens=cfg.executor.max_episode_tokens,
-        action_format=cfg.executor.action_format,
-        sampling=_sampling(cfg.eval.sampling, cfg.seed, iteration),
-    )
+    settings = executor_settings(cfg, cfg.eval.sampling, iteration)
     results = asyncio.run(
         evaluate_items(
             items,
@@ -469,6 +483,16 @@ def run_evaluation_only(cfg: RunConfig, model_path: str | None = None) -> dict:
         log.close()
     print(json.dumps(results, indent=1))
     return results
+
+
+def executor_settings(cfg: RunConfig, sampling, iteration: int) -> ExecutorSettings:
+    return ExecutorSettings(
+        max_turns=cfg.executor.max_turns,
+        max_episode_tokens=cfg.executor.max_episode_tokens,
+        action_format=cfg.executor.action_format,
+        sampling=_sampling(sampling, cfg.seed, iteration),
+        answer_in_code=cfg.executor.answer_in_code,
+    )
 
 
 def _sampling(sampling, seed: int, iteration: int) -> dict:

@@ -28,7 +28,8 @@ def prompt_corpus() -> list[str]:
     for name in ENV_NAMES:
         for env_config in [{}] + ([{"domain": d} for d in DOMAINS] if name == "calculation" else []):
             env = make_env(name, env_config)
-            texts.append(challenger_system_prompt(name, env.describe(), env.tool_specs(), 4))
+            texts.append(challenger_system_prompt(name, env, 4))
+            texts.append(challenger_system_prompt(name, env, 4, inputs=True))
             texts.append(executor_opening(name, env, "", "code")[0]["content"])
     return texts
 
@@ -146,12 +147,12 @@ class Runtime:
         return RaySandbox(self.sandbox_actor)
 
     # -- engines ----------------------------------------------------------------------------------------
-    def _start_engines(self, model_path: str, weight_version: int = 0) -> list:
+    def _start_engines(self, model_path: str, weight_version: int = 0, engine_cfg=None) -> list:
         from .rollout.engine import create_engines
 
         begin = time.monotonic()
         engines = create_engines(
-            self.cfg.engine,
+            engine_cfg or self.cfg.engine,
             model_path,
             dtype=self.cfg.model.dtype,
             logprobs_mode=self.cfg.engine.logprobs_mode,
@@ -184,7 +185,9 @@ class Runtime:
         if self._user_engines is None:
             from dataclasses import replace
 
-            self._user_engines = self._start_engines(self.base_model, replace(self.cfg.engine, num_engines=1))
+            self._user_engines = self._start_engines(
+                self.base_model, engine_cfg=replace(self.cfg.engine, num_engines=1)
+            )
         return EnginePolicy(self._user_engines)
 
     def policy(self, generation: bool = False):

@@ -115,7 +115,9 @@ def test_code_that_sets_answer_ends_the_episode_with_that_answer(docker_pool, ti
     )
     policy = _policy(tiny_chat, [format_code_action("answer = convert_currency(price, rate)"), format_answer("0")])
     out = _run(
-        run_executor_episode(task, policy, LocalSandbox(docker_pool), tiny_chat, _opening(task), ExecutorSettings())
+        run_executor_episode(
+            task, policy, LocalSandbox(docker_pool), tiny_chat, _opening(task), ExecutorSettings(answer_in_code=True)
+        )
     )
     assert out.reason == "answered" and out.reward == 1.0 and out.info["answer"] == 1080.0 and policy.calls == 1
 
@@ -181,7 +183,7 @@ def test_retail_dialogue_with_json_tools_user_stop_and_terminate(docker_pool, ti
 
 def test_challenger_explores_then_writes_a_parsable_task(docker_pool, tiny_chat):
     env = make_env("calculation", {"domain": "trade_calculator"})
-    system = challenger_system_prompt("calculation", env.describe(), env.tool_specs(), explore_turns=2)
+    system = challenger_system_prompt("calculation", env, explore_turns=2)
     task_text = (
         "<task>\n<instruction>Convert 10 at rate 3.</instruction>\n<evaluation_function>\n"
         "def evaluate(state, answer):\n    return answer == 30\n</evaluation_function>\n"
@@ -327,3 +329,195 @@ def test_challenger_reward_kept_learnable_and_unique():
     assert len({t.group_id for t in scored}) == 1 and proposals[1].reward == 0.0  # one prompt, one group
     proposals[0].prompt_ids = [3]  # another world's prompt
     assert len({t.group_id for t in score_challenger(proposals, kept, executor, "kept")}) == 2
+
+
+DISCOVERY_ENVS = [("retail", {}), ("airline", {}), ("web_browsing", {})]
+
+
+@pytest.mark.parametrize("env_name,env_config", DISCOVERY_ENVS)
+def test_discovery_tools_reach_the_challenger_and_never_the_executor(docker_pool, env_name, env_config):
+    env = make_env(env_name, env_config)
+    names = [spec["function"]["name"] for spec in env.discovery_specs()]
+    assert names and set(names) == set(env.discovery_tools(0))
+    assert not set(names) & {spec["function"]["name"] for spec in env.tool_specs()} and not set(names) & set(
+        env.tools()
+    )
+    assert all(name in challenger_system_prompt(env_name, env, 2) for name in names)
+    opening = " ".join(m["content"] for m in executor_opening(env_name, env, "a task", "code"))
+    assert not any(name in opening for name in names)
+    call = f"print({names[0]}())"
+    with docker_pool.open_session(env_name, env_config, discovery_seed=3) as challenger:
+        shown = challenger.exec(call)
+        assert shown["status"] == "ok" and len(shown["stdout"]) > 20, shown
+        with docker_pool.open_session(env_name, env_config, discovery_seed=3) as again:
+            assert again.exec(call)["stdout"] == shown["stdout"]  # seeded: the same episode sees the same records
+        with docker_pool.open_session(env_name, env_config, discovery_seed=4) as other:
+            assert env_name == "web_browsing" or other.exec(call)["stdout"] != shown["stdout"]
+    with docker_pool.open_session(env_name, env_config) as executor:
+        assert executor.exec(call)["error_type"] == "NameError"
+    # the filter runs programs with the executor's tools only: a solution that needs a discovery tool fails
+    verdict = docker_pool.check(
+        {
+            "env": env_name,
+            "env_config": env_config,
+            "verifier": "def evaluate(state, answer):\n    return True",
+            "solution": f"answer = {names[0]}()",
+            "failure_cases": ["answer = 1"],
+        }
+    )
+    assert verdict["reason"] == "solution_error" and "NameError" in verdict["detail"]
+
+
+def test_benchmark_evaluation_never_shows_discovery_tools(shared_data):
+    from selfchallenge.eval.harness import m3_items, tau_items
+
+    for env_name in ("retail", "airline"):
+        data_dir = str(shared_data / "taubench" / env_name)
+        names = [spec["function"]["name"] for spec in make_env(env_name, {"data_dir": data_dir}).discovery_specs()]
+        items = tau_items(env_name, f"{data_dir}/tasks_dev.json", {"data_dir": data_dir}, max_tasks=2)
+        text = items[0].opening[0]["content"]
+        assert text.startswith((shared_data / "taubench" / env_name / "wiki.md").read_text())  # tau-bench's prompt
+        assert not any(name in text for name in names)
+    web_names = [spec["function"]["name"] for spec in make_env("web_browsing", {}).discovery_specs()]
+    for item in m3_items(str(shared_data / "m3tooleval" / "tasks.json")):
+        assert not any(name in item.opening[0]["content"] for name in web_names)
+        assert item.answer_in_code is False and item.max_tokens_per_turn == 512 and item.max_turns == 10
+
+
+def test_tau_benchmark_scores_only_episodes_that_ended_as_tau_bench_ends_them(shared_data):
+    from selfchallenge.envs.replay import gold_hash
+    from selfchallenge.eval.harness import tau_items
+
+    data_dir = str(shared_data / "taubench" / "retail")
+    item = tau_items("retail", f"{data_dir}/tasks_dev.json", {"data_dir": data_dir}, max_tasks=1)[0]
+    row = json.loads((shared_data / "taubench" / "retail" / "tasks_dev.json").read_text())[0]
+    target = gold_hash("retail", {"data_dir": data_dir}, row["actions"])
+    said = [" ".join(row.get("outputs") or [])]
+    for reason, expected in [
+        ("user_stop", True),
+        ("terminate_tool", True),
+        ("max_turns", False),
+        ("max_tokens", False),
+    ]:
+        outcome = {"answer": "", "said": said, "state_hash": target, "reason": reason}
+        assert item.grade(outcome) is expected, reason
+
+
+class _SandboxThatFails:
+    """A sandbox whose session steps fail with a given status (what a lost container looks like to an episode)."""
+
+    def __init__(self, status):
+        self.status, self.closed = status, 0
+
+    async def open_session(self, env, env_config, discovery_seed=None):
+        return "s"
+
+    async def session_exec(self, session_id, code):
+        return {"status": self.status, "error": "the container is gone"}
+
+    session_call = session_snapshot = session_evaluate = None
+
+    async def close_session(self, session_id):
+        self.closed += 1
+
+
+def test_infra_errors_are_never_rewards_but_the_models_own_session_loss_is(tiny_chat):
+    from selfchallenge.rollout.executor import EpisodeInfraError
+
+    policy = _policy(tiny_chat, [format_code_action("print(1)")])
+    sandbox = _SandboxThatFails("infra_error")
+    with pytest.raises(EpisodeInfraError, match="container is gone"):
+        _run(run_executor_episode(TASK, policy, sandbox, tiny_chat, _opening(TASK), ExecutorSettings()))
+    assert sandbox.closed == 1
+    lost = _run(
+        run_executor_episode(
+            TASK, policy, _SandboxThatFails("session_lost"), tiny_chat, _opening(TASK), ExecutorSettings()
+        )
+    )
+    assert lost.reason == "session_lost" and lost.reward == 0.0
+    with pytest.raises(EpisodeInfraError):
+        env = make_env("calculation", {})
+        _run(
+            run_challenger_episode(
+                "calculation", {}, policy, _SandboxThatFails("infra_error"), tiny_chat,
+                challenger_system_prompt("calculation", env, 2), ChallengerSettings(explore_turns=2, max_episode_tokens=10**5),
+                episode_id="x",
+            )
+        )  # fmt: skip
+
+
+def test_a_code_set_answer_ends_the_episode_only_where_the_config_asks(docker_pool, tiny_chat):
+    task = CaTTask(
+        "t-code-answer", "calculation", {"domain": "trade_calculator"}, "Convert 1200 at 0.9.",
+        "def evaluate(state, answer):\n    return abs(float(answer) - 1080.0) < 0.01", "", [],
+    )  # fmt: skip
+    turns = [format_code_action("answer = convert_currency(1200, 0.9)"), format_answer("1080")]
+    for answer_in_code, calls in ((False, 2), (True, 1)):
+        policy = _policy(tiny_chat, turns)
+        settings = ExecutorSettings(answer_in_code=answer_in_code)
+        out = _run(run_executor_episode(task, policy, LocalSandbox(docker_pool), tiny_chat, _opening(task), settings))
+        assert out.reason == "answered" and out.reward == 1.0 and policy.calls == calls
+
+
+class _LengthCappedPolicy:
+    """Emits `text` in pieces of at most the requested max_tokens (finish_reason "length" when cut), like vLLM."""
+
+    def __init__(self, tokenizer, end_ids, texts):
+        self.tokenizer, self.end_ids = tokenizer, list(end_ids)
+        self.pending = [list(tokenizer.encode(t, add_special_tokens=False)) for t in texts]
+        self.requests = []
+
+    async def generate(self, prompt_ids, sampling):
+        self.requests.append(sampling["max_tokens"])
+        ids = self.pending[0]
+        piece, rest = ids[: sampling["max_tokens"]], ids[sampling["max_tokens"] :]
+        self.pending[0] = rest
+        if rest:
+            return {"token_ids": piece, "logprobs": [0.0] * len(piece), "finish_reason": "length"}
+        self.pending.pop(0)
+        piece = piece + self.end_ids
+        return {"token_ids": piece, "logprobs": [0.0] * len(piece), "finish_reason": "stop"}
+
+
+def test_a_task_opened_during_exploration_gets_the_task_budget(docker_pool, tiny_chat):
+    env = make_env("calculation", {"domain": "trade_calculator"})
+    task_text = (
+        "<task>\n<instruction>Convert 10 at rate 3. Answer with the number only.</instruction>\n"
+        "<evaluation_function>\ndef evaluate(state, answer):\n    return float(answer) == 30.0\n</evaluation_function>\n"
+        "<solution>\nanswer = convert_currency(10, 3)\n</solution>\n<failure_case>\nanswer = 31\n</failure_case>\n</task>"
+    )
+    policy = _LengthCappedPolicy(tiny_chat.tokenizer, tiny_chat.stop_token_ids, [task_text])
+    settings = ChallengerSettings(
+        explore_turns=2, max_task_tokens=4096, max_episode_tokens=100_000,
+        sampling={"temperature": 1.0, "top_p": 1.0, "max_tokens": 16},
+    )  # fmt: skip
+    result = _run(
+        run_challenger_episode(
+            "calculation", {"domain": "trade_calculator"}, policy, LocalSandbox(docker_pool), tiny_chat,
+            challenger_system_prompt("calculation", env, 2), settings, episode_id="early",
+        )
+    )  # fmt: skip
+    assert result.parse.reason == "parsed", result.parse
+    assert policy.requests[0] == 16 and policy.requests[1] > 16  # the continuation got the task budget
+    assert [m["role"] for m in result.trajectory.messages].count("assistant") == 1  # one turn, one message
+    assert result.trajectory.messages[-1]["content"].strip() == task_text
+
+
+def test_llm_user_decodes_stops_at_end_of_turn_and_has_a_budget(tiny_chat):
+    from selfchallenge.agents.user import LLMUser, UserBudgetExceeded
+
+    seen = []
+
+    class Echo:
+        async def generate(self, prompt_ids, sampling):
+            seen.append(sampling)
+            ids = list(tiny_chat.tokenizer.encode("I want to cancel.", add_special_tokens=False))
+            return {"token_ids": ids + tiny_chat.stop_token_ids, "logprobs": [0.0] * (len(ids) + 1)}
+
+    user = LLMUser(Echo(), tiny_chat, {"temperature": 1.0, "max_tokens": 512}, max_context_tokens=100_000)
+    assert _run(user.reset("You are Ava.")) == "I want to cancel."
+    assert seen[0]["stop_token_ids"] == tiny_chat.stop_token_ids and seen[0]["max_tokens"] == 128
+    assert [m["role"] for m in user.messages] == ["system", "user", "assistant"]
+    small = LLMUser(Echo(), tiny_chat, {"temperature": 1.0}, max_context_tokens=50)
+    with pytest.raises(UserBudgetExceeded):
+        _run(small.reset("You are Ava. " * 20))

@@ -38,7 +38,7 @@ def test_run_journaled_resumes_only_missing_jobs(tmp_path):
     journal = Journal(str(tmp_path / "j.jsonl"))
     jobs = [(f"k{i}", job(f"k{i}")) for i in range(4)]
     with pytest.raises(RuntimeError, match="engine died"):
-        asyncio.run(run_journaled(jobs, journal, concurrency=1, desc="t"))
+        asyncio.run(run_journaled(jobs, journal, concurrency=1, desc="t", retries=0))
     assert "k2" not in journal and len(journal) == 3
     records = asyncio.run(run_journaled(jobs, Journal(str(tmp_path / "j.jsonl")), concurrency=2, desc="t"))
     assert [r["id"] for r in records] == ["k0", "k1", "k2", "k3"]
@@ -51,6 +51,32 @@ def test_run_journaled_resumes_only_missing_jobs(tmp_path):
 
     records = asyncio.run(run_journaled([("z", boom)], journal, 1, "t", on_error=lambda k, e: {"id": k, "err": str(e)}))
     assert records == [{"id": "z", "err": "x"}]
+
+
+def test_a_failing_job_is_retried_and_an_infra_error_record_is_retried_on_resume(tmp_path):
+    attempts = {"flaky": 0, "dead": 0}
+
+    def job(key, fail_times):
+        async def run():
+            attempts[key] += 1
+            if attempts[key] <= fail_times:
+                raise RuntimeError(f"{key}: sandbox worker lost")
+            return {"id": key, "reason": "answered"}
+
+        return run
+
+    path = str(tmp_path / "r.jsonl")
+    infra = lambda key, exc: {"id": key, "reason": "infra_error", "error": str(exc)}  # noqa: E731
+    jobs = [("flaky", job("flaky", 1)), ("dead", job("dead", 2))]
+    records = asyncio.run(run_journaled(jobs, Journal(path), 1, "t", on_error=infra, retries=1))
+    # the flaky job succeeded on its in-process retry; the dead one failed twice and is journaled as infra_error
+    assert [r["reason"] for r in records] == ["answered", "infra_error"] and attempts == {"flaky": 2, "dead": 2}
+    journal = Journal(path)
+    assert "flaky" in journal and "dead" not in journal  # an infra_error record is not done
+    records = asyncio.run(run_journaled(jobs, journal, 1, "t", on_error=infra, retries=1))
+    assert [r["reason"] for r in records] == ["answered", "answered"] and attempts == {"flaky": 2, "dead": 3}
+    reloaded = Journal(path)  # the retry's record replaced the infra_error one, also after a reload
+    assert [r["reason"] for r in reloaded.records()] == ["answered", "answered"] and len(reloaded) == 2
 
 
 def _task(i, instruction, verifier="def evaluate(s, a):\n    return a == 1", env="calculation"):

@@ -41,23 +41,22 @@ _EXAMPLES = {
     "calculation": CaTTask(
         id="example",
         env="calculation",
-        env_config={"inputs": {"price": 1200, "rate": 0.9, "tariff_rate": 5}},
+        env_config={},
         instruction=(
-            "A shipment worth price is converted at the exchange rate, then a tariff of tariff_rate percent is "
-            "charged on the converted price. What is the final value including the tariff?"
+            "A shipment worth 1200 is converted at an exchange rate of 0.9, then a tariff of 5 percent is charged on "
+            "the converted price. What is the final value including the tariff? Answer with the number only."
         ),
         verifier=(
-            'def evaluate(state, answer):\n    i = state["inputs"]\n    try:\n'
-            '        return abs(float(answer) - i["price"] * i["rate"] * (1 + i["tariff_rate"] / 100)) < 0.01\n'
+            "def evaluate(state, answer):\n    try:\n        return abs(float(answer) - 1134.0) < 0.01\n"
             "    except (TypeError, ValueError):\n        return False"
         ),
         solution=(
-            "converted = convert_currency(price, rate)\n"
-            "answer = estimate_final_value(converted, calculate_tariff(converted, tariff_rate))"
+            "converted = convert_currency(1200, 0.9)\n"
+            "answer = estimate_final_value(converted, calculate_tariff(converted, 5))"
         ),
         failure_cases=[
-            "answer = estimate_final_value(price, calculate_tariff(price, tariff_rate))",
-            "answer = convert_currency(price, rate)",
+            "answer = estimate_final_value(1200, calculate_tariff(1200, 5))",
+            "answer = convert_currency(1200, 0.9)",
         ],
     ),
     "web_browsing": CaTTask(
@@ -115,6 +114,31 @@ _EXAMPLES = {
 }
 
 
+# With challenger.inputs (the demo's setting): the task's numbers are named inputs instead of written out.
+_INPUTS_EXAMPLE = CaTTask(
+    id="example",
+    env="calculation",
+    env_config={"inputs": {"price": 1200, "rate": 0.9, "tariff_rate": 5}},
+    instruction=(
+        "A shipment worth price is converted at the exchange rate, then a tariff of tariff_rate percent is "
+        "charged on the converted price. What is the final value including the tariff?"
+    ),
+    verifier=(
+        'def evaluate(state, answer):\n    i = state["inputs"]\n    try:\n'
+        '        return abs(float(answer) - i["price"] * i["rate"] * (1 + i["tariff_rate"] / 100)) < 0.01\n'
+        "    except (TypeError, ValueError):\n        return False"
+    ),
+    solution=(
+        "converted = convert_currency(price, rate)\n"
+        "answer = estimate_final_value(converted, calculate_tariff(converted, tariff_rate))"
+    ),
+    failure_cases=[
+        "answer = estimate_final_value(price, calculate_tariff(price, tariff_rate))",
+        "answer = convert_currency(price, rate)",
+    ],
+)
+
+
 def render_tools(tool_specs: list[dict]) -> str:
     """One line per tool: `name(arg: type, ...)`: description."""
     lines = []
@@ -128,20 +152,32 @@ def render_tools(tool_specs: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def challenger_system_prompt(env_name: str, describe: str, tool_specs: list[dict], explore_turns: int) -> str:
-    example = format_task(_EXAMPLES[env_name])
+def challenger_system_prompt(env_name: str, env, explore_turns: int, inputs: bool = False) -> str:
+    """The challenger's system prompt for `env` (an Environment): its description, the executor's tools, the
+    challenger-only discovery tools (`env.discovery_specs()`), the task format and an example. `inputs`
+    (challenger.inputs) documents the optional `<inputs>` tag of the calculation environment."""
+    use_inputs = inputs and env_name in INPUTS_DOC
+    example = format_task(_INPUTS_EXAMPLE if use_inputs else _EXAMPLES[env_name])
     who = (
         "a simulated user (the instruction is that user's persona and goal; the agent never sees it)"
         if env_name in TAU_ENVS
         else "an agent (the instruction is shown to it as its task)"
     )
+    discovery = env.discovery_specs()
+    discovery_text = (
+        "\nDiscovery tools (yours only, for exploring; the agent and the solution cannot use them):\n"
+        + render_tools(discovery)
+        + "\n"
+        if discovery
+        else ""
+    )
     return f"""You are the challenger: you invent a new, solvable task for {who}, in this environment.
 
-{describe}
+{env.describe()}
 
-Tools (Python functions):
-{render_tools(tool_specs)}
-
+Tools (Python functions; the solution and the agent use these):
+{render_tools(env.tool_specs())}
+{discovery_text}
 First explore for up to {explore_turns} turns. In each turn write one action:
 Action:
 ```python
@@ -162,7 +198,7 @@ a Python program that solves the task with the tools and sets `answer`
 a plausible but wrong program (give three or more, each in its own tag)
 </failure_case>
 </task>
-`state` is {STATE_DOCS[env_name]}. `answer` is {ANSWER_DOCS[env_name]}.{INPUTS_DOC.get(env_name, "")}
+`state` is {STATE_DOCS[env_name]}. `answer` is {ANSWER_DOCS[env_name]}.{INPUTS_DOC[env_name] if use_inputs else ""}
 A task is kept only if the solution passes evaluate and every failure case fails it.
 
 Example (the names and ids in it are illustrative; use what you find while exploring):

@@ -14,6 +14,7 @@ import inspect
 import json
 import marshal
 import os
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -123,6 +124,27 @@ def data_dir_key(domain: str, paths: dict[str, str]) -> tuple:
         status = os.stat(path)
         stamps.append((stem, os.path.realpath(path), status.st_mtime_ns, status.st_size))
     return (domain, "data_dir", tuple(stamps))
+
+
+POLICY_DOCUMENT = "wiki.md"
+_POLICY_DOCUMENTS: dict[str, str | None] = {}
+
+
+def policy_document(data_dir: str | None, domain: str) -> str | None:
+    """The benchmark's policy document (`wiki.md`) in `data_dir` or its `<domain>/` sub-folder, or None."""
+    if not isinstance(data_dir, str):
+        return None
+    for folder in (data_dir, os.path.join(data_dir, domain)):
+        path = os.path.join(folder, POLICY_DOCUMENT)
+        if path not in _POLICY_DOCUMENTS:
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    _POLICY_DOCUMENTS[path] = handle.read()
+            except OSError:
+                _POLICY_DOCUMENTS[path] = None
+        if _POLICY_DOCUMENTS[path] is not None:
+            return _POLICY_DOCUMENTS[path]
+    return None
 
 
 def load_data_files(paths: dict[str, str]) -> dict:
@@ -299,16 +321,17 @@ def deep_copy(value: Any) -> Any:
 # --- the environment base ---------------------------------------------------------------------------------
 
 
-def bind_tool(function: Callable[..., str], data: dict) -> Callable[..., str]:
-    """`function(data, ...)` as a plain tool `tool(...)` with the same name, docstring and (data-less) signature."""
+def bind_tool(function: Callable[..., str], data: dict, *context: Any) -> Callable[..., str]:
+    """`function(data, *context, ...)` as a plain tool `tool(...)` with the same name, docstring and signature
+    without its leading data and context parameters (a discovery tool's context is its random generator)."""
 
     def tool(*args: Any, **kwargs: Any) -> str:
-        return function(data, *args, **kwargs)
+        return function(data, *context, *args, **kwargs)
 
     signature = inspect.signature(function)
     tool.__name__ = tool.__qualname__ = function.__name__
     tool.__doc__ = function.__doc__
-    without_data = signature.replace(parameters=list(signature.parameters.values())[1:])
+    without_data = signature.replace(parameters=list(signature.parameters.values())[1 + len(context) :])
     tool.__signature__ = without_data  # type: ignore[attr-defined]
     return tool
 
@@ -324,6 +347,9 @@ class TauBenchEnvironment(Environment):
     max_output_chars = None  # tau-bench never cuts tool output
     tool_functions: dict[str, Callable[..., str]] = {}
     tool_schemas: list[dict] = []
+    # challenger-only read-only tools `function(data, rng, ...)` and their schemas (see Environment.discovery_tools)
+    discovery_functions: dict[str, Callable[..., str]] = {}
+    discovery_schemas: list[dict] = []
     policy: str = ""
     tables: tuple[str, ...] = ()
     size_bounds: dict[str, tuple[int, int, int | None]] = {}
@@ -365,8 +391,19 @@ class TauBenchEnvironment(Environment):
     def tool_specs(self) -> list[dict]:
         return copy.deepcopy(self.tool_schemas)
 
+    def discovery_tools(self, seed: int = 0) -> dict[str, Callable[..., str]]:
+        rng = random.Random(f"{self.name}-discovery-{seed}")
+        return {name: bind_tool(function, self.data, rng) for name, function in self.discovery_functions.items()}
+
+    def discovery_specs(self) -> list[dict]:
+        return copy.deepcopy(self.discovery_schemas)
+
     def describe(self) -> str:
-        return self.policy
+        """The agent's policy: the benchmark's own document (`wiki.md` in `data_dir`, which tau-bench uses
+        verbatim as the agent's system prompt) when the data folder has it, else the paraphrased policy written
+        for generated worlds."""
+        document = policy_document(self.env_config.get("data_dir"), self.name)
+        return document if document is not None else self.policy
 
     def snapshot(self) -> dict:
         return deep_copy(self.data)

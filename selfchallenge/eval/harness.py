@@ -2,11 +2,15 @@
 
 Evaluation sets (each a list of `EvalItem`):
   - M3ToolEval (`m3_items`): the benchmark's 82 tasks, grouped as `m3:calculation` and `m3:web_browsing`; the
-    whole M3 prompt as one user message, 10 turns, a wrong `Answer:` gets the retry message, success = any
-    answer accepted by M3's `check_answer`.
-  - tau-bench (`tau_items`): tasks from a tasks_*.json; the simulated user plays the task's instruction; success =
-    final database hash equals the hash after replaying the gold actions, and every required output appears
-    (comma-stripped, case-insensitive) in something the agent said.
+    whole M3 prompt as one user message, 10 turns of at most 512 tokens, only `Answer:` ends an episode (a
+    program setting `answer` does not), a wrong `Answer:` gets the retry message, success = any answer accepted
+    by M3's `check_answer`.
+  - tau-bench (`tau_items`): tasks from a tasks_*.json; the agent's system prompt is the benchmark's policy
+    document (wiki.md) when the data folder has it; the simulated user plays the task's instruction; at most 30
+    agent turns; success = the episode ended as tau-bench ends one (the user's ###STOP### or a terminate tool: an
+    episode cut by the turn limit scores 0, as in tau-bench), the final database hash equals the hash after
+    replaying the gold actions, and every required output appears (comma-stripped, case-insensitive) in
+    something the agent said. Reported as pass^k for k = 1..n, tau-bench's metric.
   - held-out Code-as-Task records (`heldout_items`): each task's own verifier.
 Every episode is logged as one JSON line (transcript, tool calls, state hash, reward, reason); `summarize_results`
 turns the log into Pass@1 / Pass@k / pass^k per set.
@@ -16,15 +20,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..agents.prompts import TAU_ENVS, executor_opening
-from ..rollout.executor import ExecutorSettings, run_executor_episode
+from ..rollout.executor import INFRA_REASONS, ExecutorSettings, run_executor_episode
 from ..rollout.runner import Journal, run_journaled
 from ..tasks.record import CaTTask, load_tasks
-from .m3tooleval import MAX_TURNS, check_answer, load_m3_tasks, m3_env_for_task, m3_task_prompt
+from .m3tooleval import MAX_NEW_TOKENS, MAX_TURNS, check_answer, load_m3_tasks, m3_env_for_task, m3_task_prompt
 from .metrics import summarize
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -35,6 +42,8 @@ class EvalItem:
     grade: Callable[[dict], bool] | None = None  # None: the task's own verifier
     retry_wrong_answers: bool = False
     max_turns: int | None = None
+    max_tokens_per_turn: int | None = None  # None: the evaluation's sampling.max_tokens
+    answer_in_code: bool | None = None  # None: executor.answer_in_code (benchmarks: False, only `Answer:` ends)
     user_lines: list[str] | None = field(default=None, repr=False)  # scripted user (tests); None = LLM user
 
 
@@ -67,9 +76,15 @@ def m3_items(tasks_path: str, max_tasks: int = 0) -> list[EvalItem]:
                 ),
                 retry_wrong_answers=True,
                 max_turns=MAX_TURNS,
+                max_tokens_per_turn=MAX_NEW_TOKENS,
+                answer_in_code=False,
             )
         )
     return items
+
+
+TAU_MAX_TURNS = 30  # tau-bench's max_num_steps
+TAU_DONE_REASONS = ("user_stop", "terminate_tool")  # how a tau-bench episode is done (and only then rewarded)
 
 
 def outputs_said(outputs: list[str], said: list[str]) -> bool:
@@ -112,9 +127,12 @@ def tau_items(
                 task=record,
                 opening=opening,
                 grade=lambda outcome, target=target, outputs=outputs: (
-                    outcome["state_hash"] == target and outputs_said(outputs, outcome["said"])
+                    outcome["reason"] in TAU_DONE_REASONS
+                    and outcome["state_hash"] == target
+                    and outputs_said(outputs, outcome["said"])
                 ),
-                max_turns=30,
+                max_turns=TAU_MAX_TURNS,
+                answer_in_code=False,
                 user_lines=[task["instruction"]] if scripted_users else None,
             )
         )
@@ -122,6 +140,7 @@ def tau_items(
 
 
 def heldout_items(path: str, action_format: str = "code", max_tasks: int = 0) -> list[EvalItem]:
+    """Code-as-Task records kept apart from training, each scored by its own verifier."""
     from ..envs import make_env
 
     return [
@@ -155,12 +174,16 @@ async def evaluate_items(
             user = None
             if item.task.env in TAU_ENVS:
                 user = ScriptedUser(item.user_lines) if item.user_lines is not None else make_user(item)
+            sampling = dict(settings.sampling)
+            if item.max_tokens_per_turn:
+                sampling["max_tokens"] = item.max_tokens_per_turn
             episode_settings = ExecutorSettings(
                 max_turns=item.max_turns or settings.max_turns,
                 max_episode_tokens=settings.max_episode_tokens,
                 action_format=settings.action_format,
-                sampling=settings.sampling,
+                sampling=sampling,
                 retry_wrong_answers=item.retry_wrong_answers,
+                answer_in_code=settings.answer_in_code if item.answer_in_code is None else item.answer_in_code,
             )
             trajectory = await run_executor_episode(
                 item.task,
@@ -187,20 +210,37 @@ async def evaluate_items(
 
         return run
 
-    jobs = [(f"{item.set_name}/{item.task.id}/{s}", job(item, s)) for item in items for s in range(num_samples)]
-    records = await run_journaled(jobs, Journal(log_path), concurrency, desc)
+    episodes = {f"{item.set_name}/{item.task.id}/{s}": (item, s) for item in items for s in range(num_samples)}
+    jobs = [(key, job(item, sample)) for key, (item, sample) in episodes.items()]
+
+    def on_error(key: str, exc: BaseException) -> dict:
+        item, sample = episodes[key]
+        logger.warning("evaluation episode %s lost to an infrastructure error (retried on rerun): %s", key, exc)
+        return {"id": key, "set": item.set_name, "task_id": item.task.id, "sample": sample, "reward": 0.0,
+                "reason": "infra_error", "error": str(exc)}  # fmt: skip
+
+    records = await run_journaled(jobs, Journal(log_path), concurrency, desc, on_error)
     return summarize_results(records, num_samples)
 
 
 def summarize_results(records: list[dict], num_samples: int) -> dict:
+    """{set: {tasks, episodes, pass@1, pass@n, pass^n, end_reasons}}; tau-bench sets report pass^k for every
+    k = 1..n, as tau-bench does. Episodes lost to infrastructure errors are left out (and counted apart)."""
     by_set: dict[str, dict[str, list[bool]]] = {}
     reasons: dict[str, dict[str, int]] = {}
     for record in records:
+        if record["reason"] in INFRA_REASONS:
+            counts = reasons.setdefault(record["set"], {})
+            counts[record["reason"]] = counts.get(record["reason"], 0) + 1
+            continue
         by_set.setdefault(record["set"], {}).setdefault(record["task_id"], []).append(record["reward"] >= 1.0)
         counts = reasons.setdefault(record["set"], {})
         counts[record["reason"]] = counts.get(record["reason"], 0) + 1
     return {
-        name: {**summarize(tasks, ks=(num_samples,)), "end_reasons": reasons[name]}
+        name: {
+            **summarize(tasks, ks=tuple(range(1, num_samples + 1)) if name.startswith("tau:") else (num_samples,)),
+            "end_reasons": reasons[name],
+        }
         for name, tasks in sorted(by_set.items())
     }
 

@@ -1,10 +1,12 @@
 """The challenger episode: explore the environment with tool calls, then write one Code-as-Task.
 
-Up to `explore_turns` turns may be actions (run in a sandbox session on the same world the task will use); the
-first turn that contains a `<task>`/`<instruction>` is parsed as the task. When exploration is used up, the
-model is told to write the task now and gets one last turn of `max_task_tokens`. The result is the parsed record
-(or the parse failure's reason code) plus the challenger's trajectory; the trajectory's reward is filled in
-later, once the task has been checked (and, for a trained challenger, solved).
+Up to `explore_turns` turns may be actions (run in a sandbox session on the same world the task will use, with
+the environment's challenger-only discovery tools added, seeded by the episode id); the first turn that contains
+a `<task>`/`<instruction>` is parsed as the task, and a task opened early gets the task budget (`max_task_tokens`):
+its turn is continued until `</task>`. When exploration is used up, the model is told to write the task now and
+gets one last turn of `max_task_tokens`. The result is the parsed record (or the parse failure's reason code)
+plus the challenger's trajectory; the trajectory's reward is filled in later, once the task has been checked
+(and, for a trained challenger, solved). A sandbox that fails for host reasons raises `EpisodeInfraError`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from ..agents.prompts import CHALLENGER_START, CHALLENGER_WRITE_NOW
 from ..tasks.dedup import instruction_key
 from ..tasks.parser import ParseResult, parse_challenger_output
 from ..tasks.record import CaTTask
-from .executor import _observation_text
+from .executor import observation_text, raise_on_infra
 from .trajectory import Trajectory, successes_by_task
 from .transcript import TokenTranscript
 
@@ -30,6 +32,7 @@ class ChallengerSettings:
     max_task_tokens: int = 768
     max_episode_tokens: int = 2048
     sampling: dict = field(default_factory=lambda: {"temperature": 1.0, "top_p": 1.0, "max_tokens": 256})
+    allow_inputs: bool = False  # challenger.inputs: accept the calculation environment's <inputs> tag
 
 
 @dataclass
@@ -40,6 +43,12 @@ class ChallengerResult:
 
 def _looks_like_task(text: str) -> bool:
     return "<task>" in text or "<instruction>" in text
+
+
+def discovery_seed(episode_id: str) -> int:
+    """The seed of an episode's discovery tools: stable per episode (a resumed run explores the same records),
+    different between episodes (so proposals spread over the world)."""
+    return int(hashlib.sha256(episode_id.encode()).hexdigest()[:8], 16)
 
 
 async def run_challenger_episode(
@@ -56,11 +65,28 @@ async def run_challenger_episode(
     started = time.monotonic()
     opening = [{"role": "system", "content": system_prompt}, {"role": "user", "content": CHALLENGER_START}]
     transcript = TokenTranscript(prompt_ids=chat.prompt_ids(opening), messages=opening)
-    session_id = await sandbox.open_session(env, env_config)
+    session_id = await sandbox.open_session(env, env_config, discovery_seed(episode_id))
     text = ""
     weight_version = 0
     explored = 0
     out_of_tokens = False
+
+    async def sample(max_tokens: int, stop: list[str]) -> tuple[str, dict]:
+        """One sampled piece of the current turn (mask 1); returns its text and the engine's output."""
+        nonlocal weight_version
+        sampling = {
+            **settings.sampling,
+            "max_tokens": max_tokens,
+            "stop_token_ids": chat.stop_token_ids,
+            "stop": stop,
+            "include_stop_str_in_output": True,
+        }
+        out = await policy.generate(transcript.ids, sampling)
+        weight_version = int(out.get("weight_version", weight_version))
+        piece = chat.tokenizer.decode(out["token_ids"], skip_special_tokens=True)
+        transcript.add_sampled(out["token_ids"], out["logprobs"], piece)
+        return piece, out
+
     try:
         for turn in range(settings.explore_turns + 1):
             final = turn == settings.explore_turns
@@ -71,25 +97,25 @@ async def run_challenger_episode(
             if budget <= 0:
                 out_of_tokens = True
                 break
-            sampling = {
-                **settings.sampling,
-                "max_tokens": min(max_tokens, budget),
-                "stop_token_ids": chat.stop_token_ids,
-                "stop": ["</task>"] if final else A.STOP_STRINGS + ["</task>"],
-                "include_stop_str_in_output": True,
-            }
-            out = await policy.generate(transcript.ids, sampling)
-            weight_version = int(out.get("weight_version", weight_version))
-            text = chat.tokenizer.decode(out["token_ids"], skip_special_tokens=True)
-            transcript.add_sampled(out["token_ids"], out["logprobs"], text)
+            text, out = await sample(min(max_tokens, budget), ["</task>"] if final else A.STOP_STRINGS + ["</task>"])
+            opened_early = not final and _looks_like_task(text) and "</task>" not in text
+            if opened_early and out.get("finish_reason") == "length":
+                # The task was opened in an exploration turn: it gets the task budget, not the exploration one.
+                used = len(out["token_ids"])
+                more = min(settings.max_task_tokens - used, settings.max_episode_tokens - len(transcript))
+                if more > 0:
+                    piece, out = await sample(more, ["</task>"])
+                    transcript.messages.pop()
+                    transcript.messages[-1] = {"role": "assistant", "content": text + piece}
+                    text += piece
             transcript.add_context(chat.close_turn_ids(out["token_ids"]))
             if final or _looks_like_task(text):
                 break
             action = A.parse_action(text, "code")
             if isinstance(action, A.CodeAction):
                 explored += 1
-                result = await sandbox.session_exec(session_id, action.code)
-                observation = "Observation:\n" + _observation_text(result)
+                result = raise_on_infra(await sandbox.session_exec(session_id, action.code), "exploration")
+                observation = "Observation:\n" + observation_text(result)
             else:
                 observation = "Write one Action to explore, or write the task."
             transcript.add_context(chat.append_ids("user", observation), "user", observation)
@@ -102,7 +128,7 @@ async def run_challenger_episode(
         "explore_turns_used": explored,
         "weight_version": weight_version,
     }
-    parsed = parse_challenger_output(text, env, env_config, provenance)
+    parsed = parse_challenger_output(text, env, env_config, provenance, allow_inputs=settings.allow_inputs)
     if parsed.task is None and out_of_tokens:
         parsed = ParseResult(None, "out_of_tokens", f"{len(transcript)} tokens used of {settings.max_episode_tokens}")
     trajectory = transcript.to_trajectory(

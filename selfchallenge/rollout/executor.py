@@ -9,7 +9,9 @@ Turn loop (token-in/token-out, see transcript.py):
   3. the observation is appended as context tokens (mask 0).
 At the end the verifier runs in the sandbox on the session's final state and the answer.
 
-Every way an episode ends has a reason code (END_REASONS).
+Every way an episode ends has a reason code (END_REASONS). A sandbox that fails for host reasons (a lost
+container, a broken pipe: status `infra_error`) is not the model's doing: the episode raises `EpisodeInfraError`
+and is dropped and retried by the caller, never scored 0 and trained on.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 
 from ..agents import actions as A
 from ..agents.prompts import TAU_ENVS, USER_STOP
+from ..agents.user import UserBudgetExceeded
 from ..eval.m3tooleval import NEITHER_ACTION_NOR_ANSWER, format_code_observation, retry_message
 from ..tasks.record import CaTTask
 from .trajectory import Trajectory
@@ -31,9 +34,17 @@ END_REASONS = {
     "terminate_tool": "the executor called a terminate tool (transfer_to_human_agents)",
     "max_turns": "the turn budget ran out",
     "max_tokens": "the token budget (executor.max_episode_tokens) ran out",
-    "session_lost": "the sandbox session died (the action killed it or overran its deadline twice)",
-    "infra_error": "the sandbox or engine failed; the episode is not counted and not trained on",
+    "user_budget": "the simulated user's conversation outgrew engine.max_model_len",
+    "session_lost": "the sandbox session died because of the executor's own code (it killed its process or "
+    "ignored the step deadline)",
+    "infra_error": "the sandbox or engine failed for host reasons; the episode is not counted and not trained on",
 }
+# Episodes that end this way are not a verdict on the model: they are dropped and retried, never trained on.
+INFRA_REASONS = frozenset({"infra_error"})
+
+
+class EpisodeInfraError(RuntimeError):
+    """The sandbox failed for host reasons during an episode (status `infra_error`)."""
 
 
 @dataclass
@@ -43,10 +54,13 @@ class ExecutorSettings:
     action_format: str = "code"
     sampling: dict = field(default_factory=lambda: {"temperature": 1.0, "top_p": 1.0, "max_tokens": 256})
     retry_wrong_answers: bool = False  # M3ToolEval protocol: a wrong Answer gets a retry message
+    # A code action that sets the global `answer` ends the episode with that answer (self-play convenience, off by
+    # default: M3ToolEval and tau-bench end only on `Answer:` or on the user / a terminate tool).
+    answer_in_code: bool = False
     observation_prefix: str = "Observation:\n"
 
 
-def _observation_text(result: dict, m3_style: bool = False) -> str:
+def observation_text(result: dict, m3_style: bool = False) -> str:
     """What the model sees after an action. M3ToolEval environments format code output the benchmark's way."""
     if m3_style and "stdout" in result:
         text = (result.get("stdout") or "") + (result.get("error") or "")
@@ -63,6 +77,103 @@ def _observation_text(result: dict, m3_style: bool = False) -> str:
     return "\n".join(parts) if parts else "[no output]"
 
 
+def raise_on_infra(result: dict, what: str) -> dict:
+    """`result` unless the sandbox reports a host failure, which becomes `EpisodeInfraError`."""
+    if result.get("status") == "infra_error":
+        raise EpisodeInfraError(f"{what}: {result.get('error') or 'the sandbox failed'}")
+    return result
+
+
+class _Episode:
+    """The state of one running episode; `step` handles one parsed action and returns the end reason or None."""
+
+    def __init__(self, task: CaTTask, sandbox, session_id: str, settings: ExecutorSettings, user, grade):
+        self.task, self.sandbox, self.session_id = task, sandbox, session_id
+        self.settings, self.user, self.grade = settings, user, grade
+        self.is_dialogue = task.env in TAU_ENVS
+        self.said: list[str] = []
+        self.answer = None
+        self.tool_calls = 0
+        self.observation = ""
+
+    async def step(self, action) -> str | None:
+        if isinstance(action, A.FinalAnswer):
+            return await self._final(action.text, retry_observation="")
+        if isinstance(action, A.CodeAction):
+            self.tool_calls += 1
+            result = raise_on_infra(await self.sandbox.session_exec(self.session_id, action.code), "code action")
+            if result.get("status") == "session_lost":
+                return "session_lost"
+            self.observation = self.settings.observation_prefix + observation_text(result, not self.is_dialogue)
+            if result.get("terminated"):
+                return "terminate_tool"
+            if self.settings.answer_in_code and result.get("answer_set") and not self.is_dialogue:
+                return await self._final(result.get("answer"), retry_observation=self.observation)
+            return None
+        if isinstance(action, A.ToolCall):
+            self.tool_calls += 1
+            call = await self.sandbox.session_call(self.session_id, action.name, action.arguments)
+            result = raise_on_infra(call, "tool call")
+            if result.get("status") == "session_lost":
+                return "session_lost"
+            self.observation = self.settings.observation_prefix + observation_text(result)
+            return "terminate_tool" if result.get("terminated") else None
+        if isinstance(action, A.Message) and self.is_dialogue:
+            self.said.append(action.text)
+            try:
+                reply = await self.user.reply(action.text)
+            except UserBudgetExceeded:
+                return "user_budget"
+            if USER_STOP in reply:
+                return "user_stop"
+            self.observation = reply
+            return None
+        self.observation = (action.text if isinstance(action, A.InvalidAction) else "") or NEITHER_ACTION_NOR_ANSWER
+        return None
+
+    async def _final(self, answer, retry_observation: str) -> str | None:
+        """An answer ends the episode, unless wrong answers get a retry (M3ToolEval) and this one is wrong."""
+        self.answer = answer
+        if not self.settings.retry_wrong_answers or await self._judge(answer):
+            return "answered"
+        self.observation = f"{retry_observation}\n{retry_message()}" if retry_observation else retry_message()
+        return None
+
+    async def _judge(self, answer) -> bool:
+        if self.grade is not None:
+            return bool(self.grade({"answer": answer, "said": [], "state_hash": None, "reason": "answered"}))
+        verdict = raise_on_infra(
+            await self.sandbox.session_evaluate(self.session_id, self.task.verifier, answer), "judge"
+        )
+        return verdict.get("verdict") is True
+
+    def final_answer(self):
+        """What the verifier judges: the answer, or in retail/airline everything the agent said (joined)."""
+        if self.is_dialogue:
+            return "\n".join(self.said + ([str(self.answer)] if self.answer else []))
+        return self.answer
+
+    async def score(self, reason: str) -> tuple[str, float, dict, str | None]:
+        """(end reason, reward, verdict info, state hash) of the finished episode. A session that is gone by the
+        time it is judged was killed by the executor's own code: reward 0, reason session_lost."""
+        lost = ("session_lost", 0.0, {"status": "session_lost"}, None)
+        if reason == "session_lost":
+            return lost
+        snapshot = raise_on_infra(await self.sandbox.session_snapshot(self.session_id), "snapshot")
+        if snapshot.get("status") == "session_lost":
+            return lost
+        state_hash = snapshot.get("state_hash")
+        if self.grade is not None:
+            outcome = {"answer": self.final_answer(), "said": self.said, "state_hash": state_hash, "reason": reason}
+            return reason, float(bool(self.grade(outcome))), {"status": "ok", "graded_by": "benchmark"}, state_hash
+        verdict = raise_on_infra(
+            await self.sandbox.session_evaluate(self.session_id, self.task.verifier, self.final_answer()), "verifier"
+        )
+        if verdict.get("status") == "session_lost":
+            return lost
+        return reason, (1.0 if verdict.get("verdict") is True else 0.0), verdict, state_hash
+
+
 async def run_executor_episode(
     task: CaTTask,
     policy,
@@ -77,20 +188,18 @@ async def run_executor_episode(
 ) -> Trajectory:
     """Run one episode. `messages` is the opening (system + first user message for calculation/web; system only
     for retail/airline, whose first user message comes from `user.reset`). `grade(outcome) -> bool`, when given,
-    replaces the task's verifier (benchmark scorers); outcome = {"answer", "said", "state_hash"}."""
+    replaces the task's verifier (benchmark scorers); outcome = {"answer", "said", "state_hash", "reason"}.
+    Raises `EpisodeInfraError` when the sandbox fails for host reasons."""
     started = time.monotonic()
     opening = list(messages)
-    is_dialogue = task.env in TAU_ENVS
-    if is_dialogue:
+    if task.env in TAU_ENVS:
         if user is None:
             raise ValueError(f"{task.env} episodes need a simulated user")
         opening.append({"role": "user", "content": await user.reset(task.instruction)})
     transcript = TokenTranscript(prompt_ids=chat.prompt_ids(opening), messages=opening)
     session_id = await sandbox.open_session(task.env, task.env_config)
-    said: list[str] = []
-    answer = None
+    episode = _Episode(task, sandbox, session_id, settings, user, grade)
     reason = "max_turns"
-    tool_calls = 0
     weight_version = 0
     sampling = {**settings.sampling, "stop": A.STOP_STRINGS, "include_stop_str_in_output": True}
     try:
@@ -99,80 +208,23 @@ async def run_executor_episode(
             if budget <= 0:
                 reason = "max_tokens"
                 break
-            out = await policy.generate(
-                transcript.ids,
-                {
-                    **sampling,
-                    "max_tokens": min(int(sampling["max_tokens"]), budget),
-                    "stop_token_ids": chat.stop_token_ids,
-                },
-            )
+            turn_sampling = {
+                **sampling,
+                "max_tokens": min(int(sampling["max_tokens"]), budget),
+                "stop_token_ids": chat.stop_token_ids,
+            }
+            out = await policy.generate(transcript.ids, turn_sampling)
             weight_version = int(out.get("weight_version", weight_version))
             text = chat.tokenizer.decode(out["token_ids"], skip_special_tokens=True)
             transcript.add_sampled(out["token_ids"], out["logprobs"], text)
             transcript.add_context(chat.close_turn_ids(out["token_ids"]))
-            action = A.parse_action(text, settings.action_format)
-
-            if isinstance(action, A.FinalAnswer):
-                answer = action.text
-                if not settings.retry_wrong_answers or await _judge(task, sandbox, session_id, answer, grade):
-                    reason = "answered"
-                    break
-                observation, role = retry_message(), "user"
-            elif isinstance(action, A.CodeAction):
-                tool_calls += 1
-                result = await sandbox.session_exec(session_id, action.code)
-                if result.get("status") in ("session_lost", "infra_error"):
-                    reason = "session_lost"
-                    break
-                observation = settings.observation_prefix + _observation_text(result, m3_style=not is_dialogue)
-                role = "user"
-                if result.get("terminated"):
-                    reason = "terminate_tool"
-                    break
-                if result.get("answer_set") and not is_dialogue:
-                    # Setting the global `answer` in code is a final answer too, as in a task's solution program.
-                    answer = result.get("answer")
-                    if not settings.retry_wrong_answers or await _judge(task, sandbox, session_id, answer, grade):
-                        reason = "answered"
-                        break
-                    observation = f"{observation}\n{retry_message()}"
-            elif isinstance(action, A.ToolCall):
-                tool_calls += 1
-                result = await sandbox.session_call(session_id, action.name, action.arguments)
-                if result.get("status") in ("session_lost", "infra_error"):
-                    reason = "session_lost"
-                    break
-                observation, role = settings.observation_prefix + _observation_text(result), "user"
-                if result.get("terminated"):
-                    reason = "terminate_tool"
-                    break
-            elif isinstance(action, A.Message) and is_dialogue:
-                said.append(action.text)
-                reply = await user.reply(action.text)
-                if USER_STOP in reply:
-                    reason = "user_stop"
-                    break
-                observation, role = reply, "user"
-            elif isinstance(action, A.InvalidAction):
-                observation, role = action.text or NEITHER_ACTION_NOR_ANSWER, "user"
-            else:
-                observation, role = NEITHER_ACTION_NOR_ANSWER, "user"
-            transcript.add_context(chat.append_ids(role, observation), role, observation)
-
-        if is_dialogue:
-            answer = "\n".join(said + ([answer] if answer else []))
-        snapshot = {} if reason == "session_lost" else await sandbox.session_snapshot(session_id)
-        if reason == "session_lost":
-            reward, verdict_info = 0.0, {"status": "session_lost"}
-        elif grade is not None:
-            outcome = {"answer": answer, "said": said, "state_hash": snapshot.get("state_hash")}
-            reward, verdict_info = float(bool(grade(outcome))), {"status": "ok", "graded_by": "benchmark"}
-        else:
-            verdict_info = await sandbox.session_evaluate(session_id, task.verifier, answer)
-            if verdict_info.get("status") in ("session_lost", "infra_error"):
-                reason = "infra_error"
-            reward = 1.0 if verdict_info.get("verdict") is True else 0.0
+            ended = await episode.step(A.parse_action(text, settings.action_format))
+            if ended is not None:
+                reason = ended
+                break
+            role = "user"
+            transcript.add_context(chat.append_ids(role, episode.observation), role, episode.observation)
+        reason, reward, verdict_info, state_hash = await episode.score(reason)
     finally:
         await sandbox.close_session(session_id)
     return transcript.to_trajectory(
@@ -184,20 +236,13 @@ async def run_executor_episode(
         reason=reason,
         weight_version=weight_version,
         info={
-            "answer": answer,
-            "said": said,
+            "answer": episode.final_answer(),
+            "said": episode.said,
             "verdict": verdict_info,
-            "state_hash": snapshot.get("state_hash"),
-            "tool_calls": tool_calls,
+            "state_hash": state_hash,
+            "tool_calls": episode.tool_calls,
             "turns": sum(1 for m in transcript.messages if m["role"] == "assistant"),
             "elapsed_s": round(time.monotonic() - started, 3),
             "sample_index": sample_index,
         },
     )
-
-
-async def _judge(task: CaTTask, sandbox, session_id: str, answer, grade) -> bool:
-    if grade is not None:
-        return bool(grade({"answer": answer, "said": [], "state_hash": None}))
-    verdict = await sandbox.session_evaluate(session_id, task.verifier, answer)
-    return verdict.get("verdict") is True

@@ -2,7 +2,9 @@
 
 `Journal` is an append-only JSON-lines file with one record per key. A run killed at any point (even kill -9
 in the middle of a write) loses at most the episodes still in flight: on restart the torn last line is cut off,
-finished keys are skipped, and nothing is recorded twice.
+finished keys are skipped, and nothing is recorded twice. A record whose `reason` is `infra_error` (the sandbox or
+an engine failed for host reasons) is journaled so that the failure is visible, but it does not count as done: a
+rerun retries that key, and the retry's record replaces it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,12 @@ import sys
 from collections.abc import Awaitable, Callable
 
 from tqdm import tqdm
+
+RETRYABLE_REASON = "infra_error"
+
+
+def _retryable(record: dict) -> bool:
+    return record.get("reason") == RETRYABLE_REASON
 
 
 class Journal:
@@ -35,14 +43,17 @@ class Journal:
                     break  # a torn write: everything from here on is discarded
                 if not raw.endswith(b"\n"):
                     break
-                self._records.setdefault(str(record[self.key]), record)
+                key = str(record[self.key])
+                if key not in self._records or _retryable(self._records[key]):
+                    self._records[key] = record
                 good_bytes += len(raw)
         if good_bytes != os.path.getsize(self.path):
             with open(self.path, "rb+") as handle:
                 handle.truncate(good_bytes)
 
     def __contains__(self, key: str) -> bool:
-        return key in self._records
+        """Whether `key` is done (an infra_error record is not: it is retried)."""
+        return key in self._records and not _retryable(self._records[key])
 
     def __len__(self) -> int:
         return len(self._records)
@@ -52,7 +63,7 @@ class Journal:
 
     def append(self, record: dict) -> None:
         key = str(record[self.key])
-        if key in self._records:
+        if key in self:
             return
         line = json.dumps(record, ensure_ascii=False) + "\n"
         with open(self.path, "a", encoding="utf-8") as handle:
@@ -68,10 +79,12 @@ async def run_journaled(
     concurrency: int,
     desc: str,
     on_error: Callable[[str, BaseException], dict | None] | None = None,
+    retries: int = 1,
 ) -> list[dict]:
-    """Run the jobs whose key is not yet in the journal, at most `concurrency` at once; returns all records
-    (old and new) in job order. A job that raises is passed to `on_error`, whose record (if any) is journaled;
-    without `on_error` the exception propagates after the other jobs in flight finish."""
+    """Run the jobs whose key is not done in the journal, at most `concurrency` at once; returns all records
+    (old and new) in job order. A job that raises is run again up to `retries` times (a sandbox worker or engine
+    lost for host reasons), then passed to `on_error`, whose record (if any) is journaled; without `on_error` the
+    exception propagates after the other jobs in flight finish."""
     todo = [(key, make) for key, make in jobs if key not in journal]
     semaphore = asyncio.Semaphore(max(1, concurrency))
     bar = tqdm(
@@ -87,13 +100,17 @@ async def run_journaled(
 
     async def one(key: str, make) -> None:
         async with semaphore:
-            try:
-                record = await make()
-            except Exception as exc:  # noqa: BLE001 - decided by on_error
-                record = on_error(key, exc) if on_error else None
-                if record is None:
-                    failures.append(exc)
-                    return
+            for attempt in range(retries + 1):
+                try:
+                    record = await make()
+                    break
+                except Exception as exc:  # noqa: BLE001 - retried, then decided by on_error
+                    if attempt < retries:
+                        continue
+                    record = on_error(key, exc) if on_error else None
+                    if record is None:
+                        failures.append(exc)
+                        return
             journal.append(record)
             bar.update(1)
 
@@ -103,4 +120,4 @@ async def run_journaled(
         bar.close()
     if failures:
         raise failures[0]
-    return [journal._records[key] for key, _ in jobs if key in journal]
+    return [journal._records[key] for key, _ in jobs if key in journal._records]

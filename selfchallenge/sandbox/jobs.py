@@ -223,10 +223,13 @@ def _on_alarm(signum, frame):
     raise _StepTimeout("the step overran its deadline")
 
 
-def session_main(env_name: str, env_config: dict, limits: Limits) -> None:
-    """The session child: one environment and one persistent namespace; requests on fd 3, replies on fd 4."""
+def session_main(env_name: str, env_config: dict, limits: Limits, discovery_seed: int | None = None) -> None:
+    """The session child: one environment and one persistent namespace; requests on fd 3, replies on fd 4.
+    A `discovery_seed` adds the environment's challenger-only discovery tools."""
     env = make_env(env_name, env_config)
     tools = env.tools()
+    if discovery_seed is not None:
+        tools.update(env.discovery_tools(discovery_seed))
     terminated: list[str] = []  # terminate tools (transfer_to_human_agents) called during the current step
     for name in env.terminate_tools & set(tools):
         tools[name] = _recording(tools[name], name, terminated)

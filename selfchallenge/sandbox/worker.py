@@ -312,7 +312,7 @@ class Worker:
         gc.freeze()
 
     # -- sessions ----------------------------------------------------------------------------------------
-    def open_session(self, session_id: str, env_name: str, env_config: dict) -> dict:
+    def open_session(self, session_id: str, env_name: str, env_config: dict, discovery_seed: int | None = None) -> dict:
         if self.session is not None:
             raise RequestError(f"session {self.session.session_id!r} is still open; one session per worker")
         self.warm(env_name, env_config)
@@ -324,7 +324,7 @@ class Worker:
         if pid == 0:
             try:
                 jobs.isolate_child([request_r, reply_w], None, scratch, self.limits, None)
-                jobs.session_main(env_name, env_config, self.limits)
+                jobs.session_main(env_name, env_config, self.limits, discovery_seed)
             except BaseException:  # noqa: BLE001, S110 - the worker sees EOF and reports the session lost
                 pass
             os._exit(0)
@@ -418,7 +418,10 @@ class Worker:
             return self.check(request)
         if op == "session_open":
             session_id = _text(request, "session_id")
-            return self.open_session(session_id, request.get("env"), request.get("env_config") or {})
+            discovery_seed = request.get("discovery_seed")
+            if discovery_seed is not None and (isinstance(discovery_seed, bool) or not isinstance(discovery_seed, int)):
+                raise RequestError(f"session_open: discovery_seed must be an integer, got {discovery_seed!r}")
+            return self.open_session(session_id, request.get("env"), request.get("env_config") or {}, discovery_seed)
         if op == "session_exec":
             timeout_s = _timeout(request)
             child_request = {"op": "exec", "code": _text(request, "code"), "timeout_s": timeout_s}

@@ -50,6 +50,7 @@ PARSE_REASONS = {
     "field_too_long": f"a field is longer than {MAX_FIELD_CHARS} characters",
     "too_many_failure_cases": f"more than {MAX_FAILURE_CASES} failure cases",
     "bad_inputs": "<inputs> is not a JSON object of name -> number/string",
+    "inputs_disabled": "<inputs> given where the run does not allow it (challenger.inputs is off)",
 }
 
 _SINGLE_TAGS = {"instruction": "instruction", "evaluation_function": "verifier", "solution": "solution"}
@@ -127,12 +128,17 @@ def parse_fields(text: str) -> dict:
     return fields
 
 
-def parse_challenger_output(text: str, env: str, env_config: dict, provenance: dict | None = None) -> ParseResult:
-    """Challenger text -> ParseResult(task or None, reason)."""
+def parse_challenger_output(
+    text: str, env: str, env_config: dict, provenance: dict | None = None, allow_inputs: bool = True
+) -> ParseResult:
+    """Challenger text -> ParseResult(task or None, reason). `allow_inputs=False` (challenger.inputs off) refuses
+    an `<inputs>` tag: the task's numbers must then be in its text, as in the benchmarks."""
     try:
         fields = parse_fields(text)
     except ParseError as exc:
         return ParseResult(None, exc.reason, exc.detail)
+    if "inputs" in fields and not allow_inputs:
+        return ParseResult(None, "inputs_disabled", "write the task's values into its text (challenger.inputs=false)")
     env_config = dict(env_config)
     if "inputs" in fields:
         env_config["inputs"] = fields["inputs"]

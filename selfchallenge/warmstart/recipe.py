@@ -163,7 +163,7 @@ def tokenizer_corpus(tasks: list[GeneratedTask], explore_turns: int, domains: li
     texts = default_corpus() + prompt_corpus()
     for domain in domains:
         env = make_env("calculation", {"domain": domain})
-        texts.append(challenger_system_prompt("calculation", env.describe(), env.tool_specs(), explore_turns))
+        texts.append(challenger_system_prompt("calculation", env, explore_turns, inputs=True))
     for item in tasks:
         texts.append(f"{format_task(item.task)}\n{item.explore_code}")
     return texts

@@ -79,13 +79,12 @@ async def challenger_transcripts(
         if domain not in systems:
             # the challenger explores the bare domain, as in the loop: the inputs are what it invents
             env = make_env("calculation", {"domain": domain})
-            systems[domain] = challenger_system_prompt(
-                "calculation", env.describe(), env.tool_specs(), budget.explore_turns
-            )
+            systems[domain] = challenger_system_prompt("calculation", env, budget.explore_turns, inputs=True)
     settings = ChallengerSettings(
         explore_turns=budget.explore_turns,
         max_task_tokens=budget.challenger_task_tokens,
         max_episode_tokens=budget.challenger_max_tokens,
+        allow_inputs=True,
     )
 
     async def one(index: int, item: GeneratedTask):
@@ -127,7 +126,9 @@ async def executor_transcripts(
     concurrency: int = 8,
 ) -> tuple[list[Trajectory], Counter]:
     """One executor episode per (good) task; keeps those with reward 1. Returns them and the end reasons."""
-    settings = ExecutorSettings(max_turns=budget.executor_max_turns, max_episode_tokens=budget.executor_max_tokens)
+    settings = ExecutorSettings(
+        max_turns=budget.executor_max_turns, max_episode_tokens=budget.executor_max_tokens, answer_in_code=True
+    )
 
     async def one(index: int, item: GeneratedTask) -> Trajectory:
         opening = executor_opening("calculation", make_env("calculation", item.task.env_config), item.task.instruction)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..taubench import TauBenchEnvironment
+from .discovery import DISCOVERY_FUNCTIONS, DISCOVERY_SCHEMAS
 from .generator import DEFAULT_SIZES, generate_world
 from .policy import AIRLINE_POLICY
 from .schemas import AIRLINE_TOOL_SCHEMAS
@@ -20,6 +21,8 @@ class AirlineEnvironment(TauBenchEnvironment):
     tool_schemas = AIRLINE_TOOL_SCHEMAS
     policy = AIRLINE_POLICY
     tables = TABLES
+    discovery_functions = DISCOVERY_FUNCTIONS
+    discovery_schemas = DISCOVERY_SCHEMAS
     size_bounds = {
         "num_users": (DEFAULT_SIZES["num_users"], 1, None),
         "num_flights": (DEFAULT_SIZES["num_flights"], 3, 999),

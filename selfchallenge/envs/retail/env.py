@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..taubench import TauBenchEnvironment
+from .discovery import DISCOVERY_FUNCTIONS, DISCOVERY_SCHEMAS
 from .generator import CATALOG, DEFAULT_SIZES, generate_world
 from .policy import RETAIL_POLICY
 from .schemas import RETAIL_TOOL_SCHEMAS
@@ -19,6 +20,8 @@ class RetailEnvironment(TauBenchEnvironment):
     tool_schemas = RETAIL_TOOL_SCHEMAS
     policy = RETAIL_POLICY
     tables = TABLES
+    discovery_functions = DISCOVERY_FUNCTIONS
+    discovery_schemas = DISCOVERY_SCHEMAS
     size_bounds = {
         "num_users": (DEFAULT_SIZES["num_users"], 1, None),
         "num_orders": (DEFAULT_SIZES["num_orders"], 0, None),

@@ -15,6 +15,7 @@ from ..base import Environment
 from ..calculation.tools import CALCULATOR_DESCRIPTION, calculator
 from ..toolkit import MAX_LOGGED_CALLS, CallLog, ToolDoc, openai_schema
 from .browser import LINES_PER_VIEW, Browser
+from .discovery import discovery_specs, discovery_tools
 from .site import site_for
 
 CONFIG_KEYS = ("data_dir", "seed")
@@ -93,6 +94,12 @@ class WebBrowsingEnv(Environment):
 
     def tool_specs(self) -> list[dict]:
         return [openai_schema(doc) for doc in TOOL_DOCS]
+
+    def discovery_tools(self, seed: int = 0) -> dict[str, Callable[..., Any]]:
+        return discovery_tools(self.site["pages"])
+
+    def discovery_specs(self) -> list[dict]:
+        return discovery_specs()
 
     def describe(self) -> str:
         return (
