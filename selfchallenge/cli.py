@@ -131,6 +131,8 @@ def cmd_model_warmstart(args) -> int:
     from .warmstart.recipe import load_options, warmstart
 
     config, overrides = _split_config(args)
+    if args.envs:
+        overrides.append(f"warmstart.envs=[{','.join(args.envs)}]")
     options, run_cfg = load_options(overrides, config)
     print(warmstart(options, args.out_dir, run_cfg))
     return 0
@@ -215,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = model.add_parser("warmstart", help="fine-tune the tiny model on generated challenger/executor transcripts")
     _add_config_args(p)
     p.add_argument("--out-dir", required=True)
+    p.add_argument(
+        "--envs", nargs="+", default=None, help="environments to warm-start (default: every one of the run config)"
+    )
     p.set_defaults(func=cmd_model_warmstart)
 
     p = sub.add_parser("config", help="configs").add_subparsers(dest="config_command", required=True)

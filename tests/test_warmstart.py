@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import random
+import re
 
 import pytest
 
@@ -17,7 +18,7 @@ from selfchallenge.tasks.parser import format_task
 from selfchallenge.tasks.record import load_tasks
 from selfchallenge.warmstart import FLAWS, GENERATOR_DOMAINS, WarmstartConfig, build_heldout, generate_tasks
 from selfchallenge.warmstart.generators import FAMILIES, assemble
-from selfchallenge.warmstart.recipe import load_options, task_key, training_tasks, warmstart
+from selfchallenge.warmstart.recipe import load_options, run_settings, task_key, training_tasks, warmstart
 from selfchallenge.warmstart.transcripts import (
     TranscriptBudget,
     challenger_transcripts,
@@ -60,7 +61,8 @@ def test_generators_are_deterministic_and_heldout_never_overlaps_training(tmp_pa
     assert 0 < sum(g.flaw is not None for g in first) < 60
 
     options = WarmstartConfig(seed=5, challenger_transcripts=40, executor_transcripts=200)
-    challenger, executor = training_tasks(options, ["trade_calculator"])
+    trade = RunConfig(envs=[EnvSpec(env_config={"domain": "trade_calculator"})])
+    challenger, executor = training_tasks(options, run_settings(trade, options))
     training = {task_key(g.task) for g in challenger + executor}
     path = str(tmp_path / "heldout.jsonl")
     heldout = build_heldout(path, 40, seed=5, domains=["trade_calculator"], exclude=training)
@@ -162,3 +164,59 @@ def test_a_tiny_warmstart_runs_end_to_end_and_is_cached(tmp_path):
     (foreign / "notes.txt").write_text("mine")
     with pytest.raises(ConfigError, match="not empty"):
         warmstart(options, str(foreign), run_cfg)
+
+
+WORLD_ENVS = ["web_browsing", "retail", "airline"]
+
+
+def _world_tasks(env_name: str, n: int, seed: int, flawed_rate: float):
+    from selfchallenge.warmstart.recipe import WORLD_FAMILIES
+    from selfchallenge.warmstart.scripted import generate_scripted_tasks
+
+    return generate_scripted_tasks(env_name, {}, WORLD_FAMILIES[env_name], n, seed, flawed_rate)
+
+
+@pytest.mark.parametrize("env_name", WORLD_ENVS)
+def test_world_families_are_kept_and_their_flaws_caught_by_the_real_check(docker_pool, env_name):
+    from selfchallenge.warmstart.recipe import WORLD_FAMILIES
+
+    items = _world_tasks(env_name, 24, seed=1, flawed_rate=0.0) + _world_tasks(env_name, 16, seed=2, flawed_rate=1.0)
+    assert {item.family.split("_")[0] for item in items} == {env_name.split("_")[0]}
+    assert len({item.family for item in items}) >= len(WORLD_FAMILIES[env_name])  # every family drawn
+    assert {item.flaw for item in items} == {None, *FLAWS}
+    verdicts = docker_pool.check_many([item.task.sandbox_payload() for item in items], min_failure_cases=1)
+    got = [(item.family, item.flaw, verdict["reason"]) for item, verdict in zip(items, verdicts, strict=True)]
+    assert got == [(item.family, item.flaw, item.expected_reason) for item in items]
+    again = _world_tasks(env_name, 24, seed=1, flawed_rate=0.0)
+    assert [g.task.to_dict() for g in again] == [g.task.to_dict() for g in items[:24]]
+
+
+@pytest.mark.parametrize("env_name", WORLD_ENVS)
+def test_world_transcripts_explore_what_the_task_is_about_and_solve_it(docker_pool, tiny_chat, env_name):
+    from selfchallenge.warmstart.transcripts import user_lines, user_transcripts
+
+    sandbox = LocalSandbox(docker_pool)
+    budget = TranscriptBudget(explore_turns=2, challenger_max_tokens=100_000, executor_max_tokens=100_000)
+    items = _world_tasks(env_name, 4, seed=3, flawed_rate=0.0)
+    challenger, reasons = asyncio.run(challenger_transcripts(items, tiny_chat, sandbox, budget))
+    assert reasons == {"parsed": 4}
+    for item, trajectory in zip(items, challenger, strict=True):
+        assert _sampled_tokens(trajectory) == _scripted_tokens(tiny_chat, challenger_turns(item, 2))
+        observation = next(m["content"] for m in trajectory.messages if m["content"].startswith("Observation:"))
+        # the discovery tools, seeded by the episode id, showed the records the task was written about
+        facts = re.findall(r"#W\d+|[\w.]+@[\w-]+\.\w+|[a-z]+_[a-z]+_\d+|\b[A-Z0-9]{6}\b", item.task.instruction)
+        facts += re.findall(r"click_url\('(/[^']+)'\)\)$", item.task.solution.splitlines()[-2])
+        assert facts and all(fact in observation for fact in facts), (facts, observation[:300])
+    kept, outcomes = asyncio.run(executor_transcripts(items, tiny_chat, sandbox, budget))
+    assert len(kept) == 4 and all(t.reward == 1.0 for t in kept), outcomes
+    for item, trajectory in zip(items, kept, strict=True):
+        assert _sampled_tokens(trajectory) == _scripted_tokens(tiny_chat, executor_turns(item))
+        if env_name != "web_browsing":  # the user's lines are context (mask 0), never trained as the executor's
+            assert trajectory.reason == "user_stop"
+            for line in user_lines(item)[:-1]:
+                assert {"role": "user", "content": line} in trajectory.messages
+    users = user_transcripts(items, tiny_chat)
+    assert len(users) == (0 if env_name == "web_browsing" else 4)
+    for item, trajectory in zip(items if users else [], users, strict=True):
+        assert _sampled_tokens(trajectory) == _scripted_tokens(tiny_chat, user_lines(item))
+        assert item.task.instruction in trajectory.messages[0]["content"] and trajectory.role == "user"

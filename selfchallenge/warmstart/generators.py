@@ -39,9 +39,15 @@ class GeneratedTask:
     family: str
     flaw: str | None  # None for a good task, else a key of FLAWS
     expected_reason: str  # "kept" or FLAWS[flaw]
-    executor_code: str
-    explore_code: str
+    # calculation: the executor's one code action, and the challenger's exploration program
+    executor_code: str = ""
+    explore_code: str = ""
     value: object = field(default=None, repr=False)  # the solution's answer, computed on the host
+    # world environments (scripted.py): the challenger's exploration actions, the executor's dialogue (steps of
+    # scripted.STEP_KINDS) and the challenger episode id whose discovery seed the exploration was run with
+    explore_actions: list[str] = field(default_factory=list)
+    executor_script: list[tuple[str, str]] = field(default_factory=list)
+    episode_id: str = ""
 
 
 # ------------------------------------------------------------------------------------------- assembling

@@ -3,12 +3,15 @@ transcripts, plus a held-out task set to measure it on.
 
     selfchallenge model warmstart [RUN_CONFIG] [key=value ...] [warmstart.<knob>=value ...] --out-dir DIR
 
-The run config supplies what must match the run the model is warm-started for: the calculation domains
-(`envs`), `challenger.explore_turns` (it is written in the challenger prompt), `engine.max_model_len` and
+The run config supplies what must match the run the model is warm-started for: its environments (`envs`: the
+calculation domains, and the worlds of web_browsing, retail and airline; `warmstart.envs` picks some of them),
+`challenger.explore_turns` (it is written in the challenger prompt), `engine.max_model_len` and
 `executor.max_episode_tokens` (the transcripts must fit), and `sandbox`. `warmstart.*` keys set the knobs of
-`WarmstartConfig`. Steps: generate tasks -> build the tiny model (tokenizer trained on the project's prompts and
-the generated task texts) -> scripted transcripts through the real episode loops and Docker sandbox -> SFT with
-the project's LearnerGroup (DeepSpeed on CPU) -> HF export to DIR (+ DIR/warmstart.json, DIR/heldout.jsonl).
+`WarmstartConfig`. Steps: generate tasks per environment (calculation: generators.py; the others: scripted.py
+with families_web.py and families_tau.py) -> build the tiny model (tokenizer trained on the project's prompts,
+this run's prompts and the generated texts) -> scripted transcripts through the real episode loops and Docker
+sandbox (challenger, executor, and in retail/airline the simulated user's side) -> SFT with the project's
+LearnerGroup (DeepSpeed on CPU) -> HF export to DIR (+ DIR/warmstart.json, DIR/heldout.jsonl for calculation).
 Deterministic by seed; a finished DIR with the same recipe hash is reused as is.
 
 The defaults deliberately stop short of mastery (10 epochs over 132 transcripts, few of them the executor's): the
@@ -30,10 +33,15 @@ from dataclasses import dataclass, field
 
 from ..config import ConfigError, LearnerConfig, RunConfig, SandboxConfig
 from ..tasks.record import CaTTask, instance_key, save_tasks_jsonl
+from .families_tau import AIRLINE_FAMILIES, RETAIL_FAMILIES
+from .families_web import FAMILIES as WEB_FAMILIES
 from .generators import GENERATOR_DOMAINS, TRADE, GeneratedTask, generate_tasks
-from .transcripts import TranscriptBudget, challenger_transcripts, executor_transcripts
+from .scripted import generate_scripted_tasks
+from .transcripts import TranscriptBudget, challenger_transcripts, executor_transcripts, user_transcripts
 
-RECIPE_VERSION = 1
+WORLD_FAMILIES = {"web_browsing": WEB_FAMILIES, "retail": RETAIL_FAMILIES, "airline": AIRLINE_FAMILIES}
+
+RECIPE_VERSION = 2
 HELDOUT_SEED_OFFSET = 10_000
 EXECUTOR_SEED_OFFSET = 1
 MARKER = "warmstart.json"
@@ -42,14 +50,17 @@ MARKER = "warmstart.json"
 @dataclass
 class WarmstartConfig:
     seed: int = 0
-    domains: list[str] = field(default_factory=list)  # empty = the run config's calculation domains
+    # environments to warm-start (names); empty = every environment of the run config (their worlds: env_config)
+    envs: list[str] = field(default_factory=list)
+    domains: list[str] = field(default_factory=list)  # calculation only; empty = the run config's domains
     # the tiny model (head_dim = hidden_size / heads must be one vLLM's CPU attention supports, e.g. 64)
     hidden_size: int = 256
     layers: int = 2
     heads: int = 4
     vocab_size: int = 2048
-    # transcripts: many challenger ones (writing a whole task is the long skill), few executor ones, so the
-    # executor starts partly competent and the loop has room to improve it
+    # transcripts per environment: many challenger ones (writing a whole task is the long skill), few executor
+    # ones, so the executor starts partly competent and the loop has room to improve it. Retail/airline dialogues
+    # also give one simulated-user transcript each.
     challenger_transcripts: int = 120
     flawed_rate: float = 0.2  # fraction of challenger transcripts that write a flawed task
     failure_cases: int = 2  # per generated task (2-3): fewer keeps the challenger's task turn short
@@ -73,7 +84,8 @@ class WarmstartConfig:
 class RunSettings:
     """What the warm start takes from the run config."""
 
-    domains: list[str]
+    domains: list[str]  # calculation generator domains (empty: calculation is not warm-started)
+    worlds: list[tuple[str, dict]]  # (environment, env_config) of each other environment warm-started
     explore_turns: int
     budget: TranscriptBudget
     sandbox: SandboxConfig
@@ -81,11 +93,20 @@ class RunSettings:
 
 def run_settings(run_cfg: RunConfig | None, options: WarmstartConfig) -> RunSettings:
     run_cfg = run_cfg or RunConfig()
+    wanted = list(options.envs) or [spec.name for spec in run_cfg.envs]
+    unknown = [name for name in wanted if name != "calculation" and name not in WORLD_FAMILIES]
+    if unknown:
+        raise ConfigError(f"warmstart.envs has {unknown}; choose from {['calculation', *WORLD_FAMILIES]}")
     domains = list(options.domains)
-    if not domains:
-        for i, spec in enumerate(run_cfg.envs):
-            if spec.name != "calculation":
-                continue
+    worlds: list[tuple[str, dict]] = []
+    for name in dict.fromkeys(wanted):
+        specs = [(i, spec) for i, spec in enumerate(run_cfg.envs) if spec.name == name]
+        if name != "calculation":
+            worlds += [(name, dict(spec.env_config)) for _, spec in specs] or [(name, {})]
+            continue
+        if options.domains:
+            continue
+        for i, spec in specs:
             domain = spec.env_config.get("domain") or "all"
             if domain not in GENERATOR_DOMAINS:
                 raise ConfigError(
@@ -105,7 +126,7 @@ def run_settings(run_cfg: RunConfig | None, options: WarmstartConfig) -> RunSett
         executor_max_turns=run_cfg.executor.max_turns,
     )
     return RunSettings(
-        sorted(set(domains), key=domains.index), run_cfg.challenger.explore_turns, budget, run_cfg.sandbox
+        sorted(set(domains), key=domains.index), worlds, run_cfg.challenger.explore_turns, budget, run_cfg.sandbox
     )
 
 
@@ -114,19 +135,34 @@ def recipe_hash(options: WarmstartConfig, settings: RunSettings) -> str:
         "version": RECIPE_VERSION,
         "options": dataclasses.asdict(options),
         "domains": settings.domains,
+        "worlds": settings.worlds,
         "budget": dataclasses.asdict(settings.budget),
     }
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def training_tasks(options: WarmstartConfig, domains: list[str]) -> tuple[list[GeneratedTask], list[GeneratedTask]]:
-    """(challenger tasks incl. flawed ones, executor tasks): the seed streams the recipe trains on."""
-    challenger = generate_tasks(
-        options.challenger_transcripts, options.seed, domains, options.flawed_rate, options.failure_cases
-    )
-    executor = generate_tasks(
-        options.executor_transcripts, options.seed + EXECUTOR_SEED_OFFSET, domains, 0.0, options.failure_cases
-    )
+def training_tasks(options: WarmstartConfig, settings: RunSettings) -> tuple[list[GeneratedTask], list[GeneratedTask]]:
+    """(challenger tasks incl. flawed ones, executor tasks): the seed streams the recipe trains on, per environment
+    (`challenger_transcripts` and `executor_transcripts` each)."""
+    challenger, executor = [], []
+    if settings.domains:
+        challenger += generate_tasks(
+            options.challenger_transcripts, options.seed, settings.domains, options.flawed_rate, options.failure_cases
+        )
+        executor += generate_tasks(
+            options.executor_transcripts, options.seed + EXECUTOR_SEED_OFFSET, settings.domains, 0.0,
+            options.failure_cases,
+        )  # fmt: skip
+    for name, env_config in settings.worlds:
+        families = WORLD_FAMILIES[name]
+        challenger += generate_scripted_tasks(
+            name, env_config, families, options.challenger_transcripts, options.seed, options.flawed_rate,
+            options.failure_cases, id_prefix="warmstart-challenger",
+        )  # fmt: skip
+        executor += generate_scripted_tasks(
+            name, env_config, families, options.executor_transcripts, options.seed + EXECUTOR_SEED_OFFSET, 0.0,
+            options.failure_cases, id_prefix="warmstart-executor",
+        )  # fmt: skip
     return challenger, executor
 
 
@@ -152,20 +188,27 @@ def build_heldout(
     return chosen
 
 
-def tokenizer_corpus(tasks: list[GeneratedTask], explore_turns: int, domains: list[str]) -> list[str]:
-    """default_corpus + the project's prompts + this run's challenger prompts + generated task texts."""
-    from ..agents.prompts import challenger_system_prompt
+def tokenizer_corpus(tasks: list[GeneratedTask], settings: RunSettings) -> list[str]:
+    """default_corpus + the project's prompts + this run's prompts (challenger, executor, simulated user) + the
+    generated task texts and scripts."""
+    from ..agents.prompts import challenger_system_prompt, executor_opening, user_system_prompt
     from ..envs import make_env
     from ..rollout.tiny_model import default_corpus
     from ..runtime import prompt_corpus
     from ..tasks.parser import format_task
+    from .transcripts import executor_turns, user_lines
 
     texts = default_corpus() + prompt_corpus()
-    for domain in domains:
-        env = make_env("calculation", {"domain": domain})
-        texts.append(challenger_system_prompt("calculation", env, explore_turns, inputs=True))
+    targets = [("calculation", {"domain": domain}) for domain in settings.domains] + list(settings.worlds)
+    for name, env_config in targets:
+        env = make_env(name, env_config)
+        texts.append(challenger_system_prompt(name, env, settings.explore_turns, inputs=True))
+        texts.append(executor_opening(name, env, "", "code")[0]["content"])
     for item in tasks:
-        texts.append(f"{format_task(item.task)}\n{item.explore_code}")
+        texts.append(f"{format_task(item.task)}\n{item.explore_code}\n" + "\n".join(item.explore_actions))
+        texts.extend(executor_turns(item) + user_lines(item))
+        if item.executor_script and item.task.env in ("retail", "airline"):
+            texts.append(user_system_prompt(item.task.instruction))
     return texts
 
 
@@ -206,7 +249,10 @@ def make_transcripts(options: WarmstartConfig, settings: RunSettings, model_dir:
         executor, outcomes = asyncio.run(
             executor_transcripts(executor_tasks, chat, sandbox, settings.budget, options.concurrency)
         )
-    return challenger, executor, {"challenger_parse": dict(parse_reasons), "executor_outcomes": dict(outcomes)}
+    solved = {trajectory.task_id for trajectory in executor}
+    users = user_transcripts([item for item in executor_tasks if item.task.id in solved], chat)
+    counts = {"challenger_parse": dict(parse_reasons), "executor_outcomes": dict(outcomes)}
+    return challenger, executor, users, counts
 
 
 def sft(options: WarmstartConfig, model_dir: str, trajectories: list, out_dir: str) -> dict:
@@ -276,14 +322,15 @@ def warmstart(options: WarmstartConfig, out_dir: str, run_cfg: RunConfig | None 
     _prepare_out_dir(out_dir)
     timings: dict[str, float] = {}
     begin = time.monotonic()
-    challenger_tasks, executor_tasks = training_tasks(options, settings.domains)
+    challenger_tasks, executor_tasks = training_tasks(options, settings)
+    where = [*settings.domains, *(name for name, _ in settings.worlds)]
     print(
         f"[warmstart] {len(challenger_tasks)} challenger tasks ({sum(t.flaw is not None for t in challenger_tasks)} "
-        f"flawed) and {len(executor_tasks)} executor tasks over {settings.domains}",
+        f"flawed) and {len(executor_tasks)} executor tasks over {where}",
         flush=True,
     )
     with tempfile.TemporaryDirectory(prefix="warmstart-base-", dir=os.path.dirname(out_dir)) as base:
-        corpus = tokenizer_corpus(challenger_tasks + executor_tasks, settings.explore_turns, settings.domains)
+        corpus = tokenizer_corpus(challenger_tasks + executor_tasks, settings)
         build_tiny_model(
             base,
             hidden_size=options.hidden_size,
@@ -296,23 +343,28 @@ def warmstart(options: WarmstartConfig, out_dir: str, run_cfg: RunConfig | None 
         )
         timings["build_s"] = round(time.monotonic() - begin, 1)
         mark = time.monotonic()
-        challenger, executor, counts = make_transcripts(options, settings, base, challenger_tasks, executor_tasks)
+        challenger, executor, users, counts = make_transcripts(
+            options, settings, base, challenger_tasks, executor_tasks
+        )
         timings["transcripts_s"] = round(time.monotonic() - mark, 1)
-        tokens = sum(len(t.prompt_ids) + len(t.response_ids) for t in challenger + executor)
+        tokens = sum(len(t.prompt_ids) + len(t.response_ids) for t in challenger + executor + users)
         print(
             f"[warmstart] transcripts: {len(challenger)} challenger {counts['challenger_parse']}, {len(executor)} "
-            f"executor kept {counts['executor_outcomes']}; {tokens} tokens per epoch ({timings['transcripts_s']} s)",
+            f"executor kept {counts['executor_outcomes']}, {len(users)} simulated user; {tokens} tokens per epoch "
+            f"({timings['transcripts_s']} s)",
             flush=True,
         )
         mark = time.monotonic()
-        training = sft(options, base, challenger + executor, out_dir)
+        training = sft(options, base, challenger + executor + users, out_dir)
         timings["sft_s"] = round(time.monotonic() - mark, 1)
     data_dir = os.path.join(out_dir, "warmstart_data")
     save_trajectories(os.path.join(data_dir, "challenger_trajectories"), challenger)
     save_trajectories(os.path.join(data_dir, "executor_trajectories"), executor)
+    if users:
+        save_trajectories(os.path.join(data_dir, "user_trajectories"), users)
     save_tasks_jsonl(os.path.join(data_dir, "challenger_tasks.jsonl"), [t.task for t in challenger_tasks])
     save_tasks_jsonl(os.path.join(data_dir, "executor_tasks.jsonl"), [t.task for t in executor_tasks])
-    if options.heldout_tasks:
+    if options.heldout_tasks and settings.domains:
         exclude = [task_key(t.task) for t in challenger_tasks + executor_tasks]
         build_heldout(
             os.path.join(out_dir, "heldout.jsonl"), options.heldout_tasks, options.seed, settings.domains, exclude
@@ -323,8 +375,15 @@ def warmstart(options: WarmstartConfig, out_dir: str, run_cfg: RunConfig | None 
         "recipe_version": RECIPE_VERSION,
         "options": dataclasses.asdict(options),
         "domains": settings.domains,
+        "worlds": settings.worlds,
         "budget": dataclasses.asdict(settings.budget),
-        "transcripts": {"challenger": len(challenger), "executor": len(executor), "tokens_per_epoch": tokens, **counts},
+        "transcripts": {
+            "challenger": len(challenger),
+            "executor": len(executor),
+            "user": len(users),
+            "tokens_per_epoch": tokens,
+            **counts,
+        },
         "training": training,
         "timings": timings,
         "load_average": os.getloadavg(),

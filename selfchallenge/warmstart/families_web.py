@@ -1,0 +1,82 @@
+"""Warm-start task families for web browsing: a fact on one page of the site (an item's price, a person's email
+or department). The challenger finds the page with its discovery tools (`site_map`, `read_page`); the executor
+clicks its way there and answers. The verifier checks the answer and that the page was opened, so answering
+from memory fails (a failure case). Only generated sites carry the page of each fact; the benchmark's site is
+skipped (a family returns None)."""
+
+from __future__ import annotations
+
+import posixpath
+import random
+
+from .scripted import Script, World
+
+
+def _explore(page: str) -> list[str]:
+    return ["print(site_map())", f"print(read_page({page!r}))"]
+
+
+def _clicks(page: str) -> str:
+    """Click from the section page down to `page` (every level on the way), printing the last view."""
+    parts = page.strip("/").split("/")
+    levels = ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
+    return "\n".join([*(f"click_url({level!r})" for level in levels[:-1]), f"print(click_url({levels[-1]!r}))"])
+
+
+def _visited_and(page: str, check: str) -> str:
+    return f"def evaluate(state, answer):\n    if {page!r} not in state['visited']:\n        return False\n    {check}"
+
+
+def item_price(rng: random.Random, world: World) -> Script | None:
+    items = [row for row in world.env.metadata["item_info"] if row.get("page")]
+    if len(items) < 2:
+        return None
+    item, other = rng.sample(items, 2)
+    page, price = item["page"], item["price"]
+    number = (
+        "try:\n        value = float(str(answer).strip().lstrip('$'))\n    except ValueError:\n        return False\n"
+        "    return abs(value - {}) < 0.01"
+    )
+    return Script(
+        family="web_item_price",
+        instruction=f"What is the current price of the {item['name']} on the web site? Answer with the number only.",
+        verifier=_visited_and(page, number.format(price)),
+        wrong_verifier=_visited_and(page, number.format(round(price + 1, 2))),
+        solution=f"{_clicks(page)}\nanswer = {str(price)!r}",
+        failures=[
+            f"answer = {str(price)!r}",  # right number, page never opened
+            f"{_clicks(page)}\nanswer = {str(other['price'])!r}",
+            f"{_clicks(posixpath.dirname(page))}\nanswer = {str(price)!r}",
+        ],
+        dialogue=[("code", _clicks(page)), ("answer", str(price))],
+        explore=_explore(page),
+    )
+
+
+def person_fact(rng: random.Random, world: World) -> Script | None:
+    people = [row for row in world.env.metadata["person_info"] if row.get("page")]
+    if len(people) < 2:
+        return None
+    person, other = rng.sample(people, 2)
+    field, what = rng.choice((("email", "email address"), ("department", "department")))
+    page, value, wrong = person["page"], person[field], other[field]
+    if wrong == value:
+        wrong = value + "s"
+    text = "return str(answer).strip().lower() == {!r}"
+    return Script(
+        family=f"web_person_{field}",
+        instruction=f"What is the {what} of {person['name']} according to the web site? Answer with the {what} only.",
+        verifier=_visited_and(page, text.format(value.lower())),
+        wrong_verifier=_visited_and(page, text.format(wrong.lower())),
+        solution=f"{_clicks(page)}\nanswer = {value!r}",
+        failures=[
+            f"answer = {value!r}",
+            f"{_clicks(page)}\nanswer = {wrong!r}",
+            f"{_clicks(page)}\nanswer = {person['name']!r}",
+        ],
+        dialogue=[("code", _clicks(page)), ("answer", value)],
+        explore=_explore(page),
+    )
+
+
+FAMILIES = [item_price, person_fact]
