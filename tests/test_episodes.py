@@ -521,3 +521,36 @@ def test_llm_user_decodes_stops_at_end_of_turn_and_has_a_budget(tiny_chat):
     small = LLMUser(Echo(), tiny_chat, {"temperature": 1.0}, max_context_tokens=50)
     with pytest.raises(UserBudgetExceeded):
         _run(small.reset("You are Ava. " * 20))
+
+
+def test_bad_input_ends_a_dialogue_with_a_reason_code_never_a_crash(docker_pool, tiny_chat):
+    class NeverStops:
+        async def reset(self, instruction):
+            return "Hi, I am Nobody Atall, email nobody@nowhere.example. Cancel my order #W0000000."
+
+        async def reply(self, message):
+            return "Hmm, what do you mean?"
+
+    task = CaTTask(
+        "t-nobody", "retail", {}, "You are a user that does not exist.",
+        "def evaluate(state, answer):\n    return False", "", [],
+    )  # fmt: skip
+    turns = [
+        format_json_action("find_user_id_by_email", {"email": "nobody@nowhere.example"}),  # an unknown user
+        format_json_action("cancel_pending_order", {"order_id": ["#W0000000"]}),  # wrong argument types
+        format_json_action("cancel_pending_order", {}),  # missing arguments
+        format_json_action("no_such_tool", {}),
+        "Could you tell me more?",  # a message; the user never stops
+    ]
+    opening = executor_opening("retail", make_env("retail", {}), "", "json")
+    out = _run(
+        run_executor_episode(
+            task, _policy(tiny_chat, turns), LocalSandbox(docker_pool), tiny_chat, opening,
+            ExecutorSettings(action_format="json", max_turns=8, max_episode_tokens=10**6), user=NeverStops(),
+        )
+    )  # fmt: skip
+    assert out.reason == "max_turns" and out.reward == 0.0
+    observations = [m["content"] for m in out.messages if m["role"] == "user"][1:5]
+    assert observations[0] == "Observation:\nError: user not found"
+    assert all(text.startswith("Observation:\nError: ") for text in observations[1:3]), observations
+    assert observations[3] == "Observation:\nUnknown action no_such_tool"

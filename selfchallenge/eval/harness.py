@@ -52,9 +52,14 @@ def _no_verifier(name: str) -> str:
 
 
 def m3_items(tasks_path: str, max_tasks: int = 0) -> list[EvalItem]:
+    """The benchmark's tasks, at most `max_tasks` (0 = all) of each set (m3:calculation, m3:web_browsing)."""
     items = []
-    for task in load_m3_tasks(tasks_path)[: max_tasks or None]:
+    per_set: dict[str, int] = {}
+    for task in load_m3_tasks(tasks_path):
         env, env_config = m3_env_for_task(task)
+        per_set[env] = per_set.get(env, 0) + 1
+        if max_tasks and per_set[env] > max_tasks:
+            continue
         expected = task["expected_output"]
         record = CaTTask(
             task["name"],
@@ -204,6 +209,7 @@ async def evaluate_items(
                 "sample": sample,
                 "reward": trajectory.reward,
                 "reason": trajectory.reason,
+                "weight_version": trajectory.weight_version,
                 "messages": trajectory.messages,
                 "info": trajectory.info,
             }

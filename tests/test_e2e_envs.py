@@ -1,0 +1,135 @@
+"""Every environment through the whole loop, as a user runs it: one tiny model warm-started on all four
+environments (`selfchallenge model warmstart ray_jobs/configs/tiny_envs.yaml`), then `selfchallenge run` of that
+config: the challenger explores (discovery tools) and writes tasks, the sandbox keeps some, the executor solves
+them (retail/airline with the simulated user played by the policy), the learner steps on the trajectories, the
+weights reach the engine, and the benchmarks' own tasks (M3ToolEval; tau-bench dev with the LLM user and hash
+scoring) are evaluated before and after. One run serves the four per-environment tests (engines, learner and
+warm start are shared to keep the suite's time down).
+
+What is asserted is that each stage did its work in each environment, not that the tiny model learns: it solves
+few tau-bench tasks, so the run sets `learner.failure_weight=0.1` for every environment's trajectories to reach
+the learner (RFT alone would train on successes only)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from selfchallenge.config import ConfigError, load_config
+
+pytestmark = [pytest.mark.docker, pytest.mark.vllm, pytest.mark.slow]
+
+CONFIG = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "ray_jobs", "configs", "tiny_envs.yaml"
+)
+ENVS = ("calculation", "web_browsing", "retail", "airline")
+BENCHMARK_SETS = {
+    "calculation": "m3:calculation",
+    "web_browsing": "m3:web_browsing",
+    "retail": "tau:retail",
+    "airline": "tau:airline",
+}
+WARMSTART = [
+    "warmstart.hidden_size=128",
+    "warmstart.heads=2",
+    "warmstart.vocab_size=2048",
+    "warmstart.challenger_transcripts=6",
+    "warmstart.executor_transcripts=6",
+    "warmstart.epochs=8",
+    "warmstart.mini_batch_size=8",
+    "warmstart.heldout_tasks=0",
+]
+
+
+def _jsonl(path: str) -> list[dict]:
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, ray_local):
+    from selfchallenge.pipeline import run_pipeline
+    from selfchallenge.rollout.trajectory import load_trajectories
+    from selfchallenge.warmstart.recipe import load_options, warmstart
+
+    root = tmp_path_factory.mktemp("e2e")
+    base = [f"run_dir={root / 'run'}", "sandbox.backend=docker"]
+    options, run_cfg = load_options(WARMSTART + base, CONFIG)
+    model = warmstart(options, str(root / "model"), run_cfg)
+    cfg = load_config(CONFIG, [*base, f"model.path={model}", "learner.failure_weight=0.1"])
+    run_pipeline(cfg)
+    run_dir = str(root / "run")
+    return {
+        "dir": run_dir,
+        "model": model,
+        "metrics": _jsonl(os.path.join(run_dir, "metrics.jsonl")),
+        "kept": _jsonl(os.path.join(run_dir, "iter_000", "tasks_kept.jsonl")),
+        "proposals": _jsonl(os.path.join(run_dir, "iter_000", "proposals.jsonl")),
+        "trajectories": load_trajectories(os.path.join(run_dir, "iter_000", "trajectories")),
+        "before": _jsonl(os.path.join(run_dir, "eval", "before.jsonl")),
+        "after": _jsonl(os.path.join(run_dir, "eval", "iter_000.jsonl")),
+    }
+
+
+def _stage(run, name: str) -> dict:
+    return next(row for row in run["metrics"] if row["stage"] == name)
+
+
+def _texts(tokenizer, trajectory) -> tuple[str, str]:
+    """(text of the sampled tokens, text of the context tokens) of a trajectory's response."""
+    pairs = list(zip(trajectory.response_ids, trajectory.loss_mask, strict=True))
+    sampled = tokenizer.decode([t for t, m in pairs if m], skip_special_tokens=True)
+    context = tokenizer.decode([t for t, m in pairs if not m], skip_special_tokens=True)
+    return sampled, context
+
+
+@pytest.mark.timeout(3000)
+@pytest.mark.parametrize("env", ENVS)
+def test_every_environment_goes_through_the_whole_loop(run, env):
+    from transformers import AutoTokenizer
+
+    # propose -> check: the challenger explored and wrote tasks the sandbox kept
+    proposals = [p for p in run["proposals"] if p["env"] == env]
+    assert proposals and all(p["reason"] != "infra_error" for p in proposals), proposals
+    explored = [p["trajectory"]["info"]["explore_turns_used"] for p in proposals]
+    assert max(explored) >= 1, explored
+    kept = [task for task in run["kept"] if task["env"] == env]
+    reasons = [p["reason"] for p in proposals]
+    assert kept, f"no {env} task was kept; parse reasons {reasons}"
+    # solve: executor trajectories, token-exact, with everything but the model's own turns masked out
+    tokenizer = AutoTokenizer.from_pretrained(run["model"])
+    trajectories = [t for t in run["trajectories"] if t.env == env]
+    assert len(trajectories) >= len(kept) and all(t.role == "executor" for t in trajectories)
+    for trajectory in trajectories:
+        sampled, context = _texts(tokenizer, trajectory)
+        assert sampled == "".join(m["content"] for m in trajectory.messages if m["role"] == "assistant")
+        if env in ("retail", "airline"):
+            user_turns = [m["content"] for m in trajectory.messages[2:] if m["role"] == "user"]
+            for line in filter(str.strip, user_turns):  # the simulated user's lines are context, never trained
+                assert line.strip() in context, line
+    if env in ("retail", "airline"):
+        assert any(len(t.messages) > 3 for t in trajectories)  # the user answered the executor at least once
+    # train: the learner stepped on every trajectory of the iteration; the weights reached the engine
+    train = _stage(run, "train")
+    assert train["optimizer_steps"] >= 1 and train["sequences_trained"] == len(run["trajectories"]), train
+    assert "skipped" not in train["sync"], train["sync"]
+    # eval: the benchmark's own tasks, before (weights v0) and after (v1), scored the benchmark's way
+    name = BENCHMARK_SETS[env]
+    for label, version in (("before", 0), ("after", 1)):
+        rows = [row for row in run[label] if row["set"] == name]
+        assert len(rows) == 2 and all(row["reason"] != "infra_error" for row in rows), rows
+        assert all(row["weight_version"] == version for row in rows), [row["weight_version"] for row in rows]
+        assert all(row["info"]["verdict"].get("graded_by") == "benchmark" for row in rows)
+        if env in ("retail", "airline"):
+            assert all(row["info"]["state_hash"] for row in rows)  # scored on the final database hash
+            assert all(row["messages"][1]["role"] == "user" for row in rows)  # the LLM user opened the dialogue
+    results = next(row for row in run["metrics"] if row["stage"] == "eval" and row["results"].get(name))["results"]
+    if env in ("retail", "airline"):
+        assert "pass^1" in results[name]
+
+
+def test_the_shipped_config_names_missing_benchmark_data(tmp_path):
+    with pytest.raises(ConfigError, match="eval.taubench_tasks.retail"):
+        load_config(CONFIG, ["eval.taubench_tasks.retail=/nonexistent/tasks_dev.json"])
