@@ -269,7 +269,7 @@ def make_user_factory(cfg: RunConfig, rt, policy):
     user_policy = rt.user_policy() if cfg.executor.user_model == "frozen" else policy
 
     def make_user(_item=None):
-        return LLMUser(user_policy, rt.chat, sampling)
+        return LLMUser(user_policy, rt.chat, sampling, max_context_tokens=cfg.engine.max_model_len)
 
     return make_user
 

@@ -133,3 +133,26 @@ def test_every_environment_goes_through_the_whole_loop(run, env):
 def test_the_shipped_config_names_missing_benchmark_data(tmp_path):
     with pytest.raises(ConfigError, match="eval.taubench_tasks.retail"):
         load_config(CONFIG, ["eval.taubench_tasks.retail=/nonexistent/tasks_dev.json"])
+
+
+@pytest.mark.timeout(900)
+def test_a_frozen_copy_of_the_starting_model_plays_the_user(run, ray_local):
+    """executor.user_model=frozen: one engine of its own (whatever engine.num_engines says), on the starting model,
+    never synced; the user's replies are decoded text that stop at the chat template's end of turn."""
+    import asyncio
+
+    from selfchallenge.pipeline import make_user_factory
+    from selfchallenge.runtime import Runtime
+
+    overrides = [f"run_dir={run['dir']}-frozen", f"model.path={run['model']}", "executor.user_model=frozen"]
+    cfg = load_config(CONFIG, [*overrides, "engine.num_engines=2", "sandbox.backend=docker"])
+    with Runtime(cfg, latest_model=os.path.join(run["dir"], "checkpoints", "iter_000", "hf")) as rt:
+        user = make_user_factory(cfg, rt, policy=None)()
+        assert len(rt._user_engines) == 1 and rt._engines is None  # only the user's engine started
+        assert rt.base_model == run["model"] != rt.model_path  # the user plays the starting model, not the trained one
+        opening = asyncio.run(user.reset("You are Ava Lee, email ava@example.com. You want to cancel order #W1."))
+        reply = asyncio.run(user.reply("Sure, what is your order number?"))
+        engine_version = ray_local.get(rt._user_engines[0].weight_version.remote())
+    assert isinstance(opening, str) and isinstance(reply, str) and engine_version == 0
+    assert [m["role"] for m in user.messages] == ["system", "user", "assistant", "user", "assistant"]
+    assert "<|" not in opening + reply  # special tokens (the end of turn) are not part of the text
