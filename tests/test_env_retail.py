@@ -320,7 +320,9 @@ def test_call_tool_observations_are_untruncated_and_use_tau_bench_strings(real_c
     env = make_env("retail", real_config)
     assert env.call_tool("get_order_details", {"order_id": "#W0000000"}) == "Error: order not found"
     assert env.call_tool("refund_everything", {}) == "Unknown action refund_everything"
-    assert env.call_tool("get_user_details", {}).startswith("Error: get_user_details() missing 1 required")
+    assert env.call_tool("get_user_details", {}) == (
+        "Error: GetUserDetails.invoke() missing 1 required positional argument: 'user_id'"
+    )
     big = max(env.data["products"], key=lambda pid: len(json.dumps(env.data["products"][pid])))
     shown = env.call_tool("get_product_details", {"product_id": big})
     assert len(shown) > 2000 and json.loads(shown) == env.data["products"][big]

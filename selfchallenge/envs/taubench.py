@@ -14,10 +14,11 @@ import inspect
 import json
 import marshal
 import os
+import types
 from collections.abc import Callable
 from typing import Any
 
-from .base import Environment, to_hashable
+from .base import Environment, cap_text, to_hashable
 
 TERMINATE_TOOLS = frozenset({"transfer_to_human_agents"})
 
@@ -313,6 +314,32 @@ def bind_tool(function: Callable[..., str], data: dict) -> Callable[..., str]:
     return tool
 
 
+def tau_bench_class(tool_name: str) -> str:
+    """The name of tau-bench's class for a tool: `cancel_pending_order` -> `CancelPendingOrder`."""
+    return "".join(part.capitalize() for part in tool_name.split("_"))
+
+
+_INVOKERS: dict[tuple[Callable[..., str], str], Callable[..., str]] = {}
+
+
+def tau_bench_invoker(function: Callable[..., str], domain: str) -> Callable[..., str]:
+    """`function` under the name of tau-bench's `invoke` (e.g. `CancelPendingOrder.invoke` in module
+    `tau_bench.envs.retail.tools.cancel_pending_order`), so that Python's own errors about the call (a missing or
+    unexpected argument, `data` given twice) read exactly as they do in tau-bench. The body is the same code."""
+    key = (function, domain)
+    invoker = _INVOKERS.get(key)
+    if invoker is None:
+        invoker = types.FunctionType(
+            function.__code__, function.__globals__, "invoke", function.__defaults__, function.__closure__
+        )
+        invoker.__kwdefaults__ = function.__kwdefaults__
+        invoker.__qualname__ = f"{tau_bench_class(function.__name__)}.invoke"
+        invoker.__module__ = f"tau_bench.envs.{domain}.tools.{function.__name__}"
+        invoker.__doc__ = function.__doc__
+        _INVOKERS[key] = invoker
+    return invoker
+
+
 class TauBenchEnvironment(Environment):
     """A tau-bench v1 domain: the database dict, its tools (functions of `data`), their schemas and the policy.
 
@@ -361,6 +388,24 @@ class TauBenchEnvironment(Environment):
 
     def tools(self) -> dict[str, Callable[..., str]]:
         return dict(self._tools)
+
+    def call_tool(self, name: str, arguments: dict | list | None = None) -> str:
+        """One tool action as tau-bench's `Env.step` runs it: `invoke(data=data, **arguments)`, any exception
+        becoming "Error: <exception>", an unknown name "Unknown action <name>". A list gives positional arguments
+        (tau-bench has no such form)."""
+        if name not in self.tools():
+            return f"Unknown action {name}"
+        if name not in self.tool_functions:  # a tool that is not one of the benchmark's: the generic path
+            return super().call_tool(name, arguments)
+        invoke = tau_bench_invoker(self.tool_functions[name], self.name)
+        try:
+            if isinstance(arguments, list):
+                result = invoke(self.data, *arguments)
+            else:
+                result = invoke(data=self.data, **(arguments or {}))
+        except Exception as exc:  # noqa: BLE001 - the tool's error is the observation
+            return f"Error: {exc}"
+        return cap_text(result if isinstance(result, str) else str(result), self.max_output_chars)
 
     def tool_specs(self) -> list[dict]:
         return copy.deepcopy(self.tool_schemas)
