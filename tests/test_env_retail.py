@@ -287,7 +287,7 @@ def test_address_tools_lookups_and_reads():
         ("1 / 0", "Error: division by zero"),
         ("abs(1)", "Error: invalid characters in expression"),
         ("1 +", "Error: invalid syntax (<string>, line 1)"),
-        ("9 ** 9 ** 9", "Error: exponent too large"),
+        ("9 ** 9 ** 9", "Error: int too large to convert to float"),  # our bound; upstream hangs
     ],
 )
 def test_calculate_observations(real_config, expression, observation):

@@ -13,8 +13,10 @@ import hashlib
 import inspect
 import json
 import marshal
+import operator
 import os
 import types
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -29,40 +31,86 @@ class ToolError(Exception):
 
 # --- tools both domains have ------------------------------------------------------------------------------
 
-_CALCULATOR_CHARACTERS = frozenset("0123456789+-*/(). ")
+_CALCULATOR_CHARACTERS = "0123456789+-*/(). "  # a str, as upstream: `c in` is a substring test
 _BINARY_OPERATORS = {
-    ast.Add: lambda a, b: a + b,
-    ast.Sub: lambda a, b: a - b,
-    ast.Mult: lambda a, b: a * b,
-    ast.Div: lambda a, b: a / b,
-    ast.FloorDiv: lambda a, b: a // b,
-    ast.Pow: lambda a, b: a**b,
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Pow: operator.pow,
 }
-_MAX_EXPONENT = 10_000
+_UNARY_OPERATORS = {ast.UAdd: operator.pos, ast.USub: operator.neg}
+# Safety bound (tau-bench has none): integers are refused past this many bits (about 30,000 digits). Python's
+# float() fails beyond 1,024 bits anyway, so the refusal says what upstream's eventually says; upstream would go
+# on computing (`9**9**9**9` never returns) and could still divide such a number back into range.
 _MAX_INT_BITS = 100_000
+_TOO_LARGE = "int too large to convert to float"
 
 
-def _evaluate(node: ast.AST) -> Any:
-    """Arithmetic with Python's own semantics, restricted to what the allowed characters can spell."""
-    if isinstance(node, ast.Expression):
-        return _evaluate(node.body)
-    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        return node.value
-    if isinstance(node, ast.Tuple):
-        return tuple(_evaluate(item) for item in node.elts)
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.UAdd, ast.USub)):
-        value = _evaluate(node.operand)
-        return +value if isinstance(node.op, ast.UAdd) else -value
-    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY_OPERATORS:
-        left, right = _evaluate(node.left), _evaluate(node.right)
-        if isinstance(node.op, ast.Pow) and isinstance(right, (int, float)) and abs(right) > _MAX_EXPONENT:
-            if isinstance(left, (int, float)) and abs(left) not in (0, 1):
-                raise OverflowError("exponent too large")
-        result = _BINARY_OPERATORS[type(node.op)](left, right)
-        if isinstance(result, int) and result.bit_length() > _MAX_INT_BITS:
-            raise OverflowError("result too large")
-        return result
-    raise TypeError(f"unsupported expression element {type(node).__name__}")
+def _check_size(value: Any) -> Any:
+    if type(value) is int and value.bit_length() > _MAX_INT_BITS:
+        raise OverflowError(_TOO_LARGE)
+    return value
+
+
+def _power(base: Any, exponent: Any) -> Any:
+    if type(base) is int and type(exponent) is int and exponent > 0 and abs(base) > 1:
+        if exponent * (abs(base).bit_length() - 1) > _MAX_INT_BITS:  # a lower bound on the result's bits
+            raise OverflowError(_TOO_LARGE)
+    return base**exponent
+
+
+def _children(node: ast.AST) -> list[ast.AST]:
+    if isinstance(node, ast.UnaryOp):
+        return [node.operand]
+    if isinstance(node, ast.BinOp):
+        return [node.left, node.right]
+    if isinstance(node, ast.Call):
+        return [node.func, *node.args, *(keyword.value for keyword in node.keywords)]
+    if isinstance(node, ast.Starred):
+        return [node.value]
+    return []
+
+
+def _evaluate(tree: ast.Expression) -> Any:
+    """What `eval` computes for an expression `compile` accepted, in the same order, so the same error comes first.
+
+    Iterative (post-order), so any depth the compiler accepts is evaluated. The allowed characters can only spell
+    numbers, `...`, `()`, unary + -, + - * / // **, and calls of at most one (starred) argument; nothing they can
+    produce is callable, so a call only ever raises Python's own TypeError (made by really calling the value)."""
+    stack: list[tuple[ast.AST, bool]] = [(tree.body, False)]
+    values: list[Any] = []
+    while stack:
+        node, ready = stack.pop()
+        if not ready:
+            stack.append((node, True))
+            stack.extend((child, False) for child in reversed(_children(node)))
+            continue
+        if isinstance(node, ast.Constant) and (type(node.value) in (int, float) or node.value is Ellipsis):
+            values.append(node.value)
+        elif isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY_OPERATORS:
+            values.append(_UNARY_OPERATORS[type(node.op)](values.pop()))
+        elif isinstance(node, ast.BinOp) and type(node.op) in _BINARY_OPERATORS:
+            right, left = values.pop(), values.pop()
+            apply = _power if isinstance(node.op, ast.Pow) else _BINARY_OPERATORS[type(node.op)]
+            values.append(_check_size(apply(left, right)))
+        elif isinstance(node, ast.Tuple) and not node.elts:  # `()`: without commas no tuple has items
+            values.append(())
+        elif isinstance(node, ast.Starred):
+            pass  # its value stays on the stack; the call below unpacks it
+        elif isinstance(node, ast.Call) and len(node.args) + len(node.keywords) <= 1:
+            argument = values.pop() if node.args or node.keywords else None
+            function = values.pop()
+            if node.keywords:
+                values.append(function(**argument))
+            elif node.args and isinstance(node.args[0], ast.Starred):
+                values.append(function(*argument))
+            else:
+                values.append(function(argument) if node.args else function())
+        else:  # unreachable with the allowed characters
+            raise TypeError(f"unsupported expression element {type(node).__name__}")
+    return values.pop()
 
 
 def calculate(data: dict, expression: str) -> str:
@@ -70,8 +118,14 @@ def calculate(data: dict, expression: str) -> str:
     if not all(character in _CALCULATOR_CHARACTERS for character in expression):
         raise ToolError("invalid characters in expression")
     try:
-        value = _evaluate(ast.parse(expression, filename="<string>", mode="eval"))
-        return str(round(float(value), 2))
+        if not isinstance(expression, str):  # a list of allowed characters passes the check above, as upstream
+            raise TypeError("eval() arg 1 must be a string, bytes or code object")
+        source = expression.lstrip(" \t")  # eval() drops leading spaces and tabs
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "'int' object is not callable; perhaps you missed a comma?"
+            compile(source, "<string>", "eval")  # the compiler's own errors (syntax, nesting, recursion)
+        tree = ast.parse(source, filename="<string>", mode="eval")
+        return str(round(float(_evaluate(tree)), 2))
     except Exception as exc:  # noqa: BLE001 - the evaluation error is the observation, as upstream
         raise ToolError(str(exc)) from None
 
