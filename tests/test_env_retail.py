@@ -288,7 +288,7 @@ def test_address_tools_lookups_and_reads():
         ("1 / 0", "Error: division by zero"),
         ("abs(1)", "Error: invalid characters in expression"),
         ("1 +", "Error: invalid syntax (<string>, line 1)"),
-        ("9 ** 9 ** 9", "Error: exponent too large"),
+        ("9 ** 9 ** 9", "Error: int too large to convert to float"),  # our bound; upstream hangs
     ],
 )
 def test_calculate_observations(real_config, expression, observation):
@@ -323,7 +323,9 @@ def test_call_tool_observations_are_untruncated_and_use_tau_bench_strings(real_c
     env = make_env("retail", real_config)
     assert env.call_tool("get_order_details", {"order_id": "#W0000000"}) == "Error: order not found"
     assert env.call_tool("refund_everything", {}) == "Unknown action refund_everything"
-    assert env.call_tool("get_user_details", {}).startswith("Error: get_user_details() missing 1 required")
+    assert env.call_tool("get_user_details", {}) == (
+        "Error: GetUserDetails.invoke() missing 1 required positional argument: 'user_id'"
+    )
     big = max(env.data["products"], key=lambda pid: len(json.dumps(env.data["products"][pid])))
     shown = env.call_tool("get_product_details", {"product_id": big})
     assert len(shown) > 2000 and json.loads(shown) == env.data["products"][big]

@@ -13,12 +13,15 @@ import hashlib
 import inspect
 import json
 import marshal
+import operator
 import os
 import random
+import types
+import warnings
 from collections.abc import Callable
 from typing import Any
 
-from .base import Environment, to_hashable
+from .base import Environment, cap_text, to_hashable
 
 TERMINATE_TOOLS = frozenset({"transfer_to_human_agents"})
 
@@ -29,40 +32,86 @@ class ToolError(Exception):
 
 # --- tools both domains have ------------------------------------------------------------------------------
 
-_CALCULATOR_CHARACTERS = frozenset("0123456789+-*/(). ")
+_CALCULATOR_CHARACTERS = "0123456789+-*/(). "  # a str, as upstream: `c in` is a substring test
 _BINARY_OPERATORS = {
-    ast.Add: lambda a, b: a + b,
-    ast.Sub: lambda a, b: a - b,
-    ast.Mult: lambda a, b: a * b,
-    ast.Div: lambda a, b: a / b,
-    ast.FloorDiv: lambda a, b: a // b,
-    ast.Pow: lambda a, b: a**b,
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Pow: operator.pow,
 }
-_MAX_EXPONENT = 10_000
+_UNARY_OPERATORS = {ast.UAdd: operator.pos, ast.USub: operator.neg}
+# Safety bound (tau-bench has none): integers are refused past this many bits (about 30,000 digits). Python's
+# float() fails beyond 1,024 bits anyway, so the refusal says what upstream's eventually says; upstream would go
+# on computing (`9**9**9**9` never returns) and could still divide such a number back into range.
 _MAX_INT_BITS = 100_000
+_TOO_LARGE = "int too large to convert to float"
 
 
-def _evaluate(node: ast.AST) -> Any:
-    """Arithmetic with Python's own semantics, restricted to what the allowed characters can spell."""
-    if isinstance(node, ast.Expression):
-        return _evaluate(node.body)
-    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        return node.value
-    if isinstance(node, ast.Tuple):
-        return tuple(_evaluate(item) for item in node.elts)
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.UAdd, ast.USub)):
-        value = _evaluate(node.operand)
-        return +value if isinstance(node.op, ast.UAdd) else -value
-    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY_OPERATORS:
-        left, right = _evaluate(node.left), _evaluate(node.right)
-        if isinstance(node.op, ast.Pow) and isinstance(right, (int, float)) and abs(right) > _MAX_EXPONENT:
-            if isinstance(left, (int, float)) and abs(left) not in (0, 1):
-                raise OverflowError("exponent too large")
-        result = _BINARY_OPERATORS[type(node.op)](left, right)
-        if isinstance(result, int) and result.bit_length() > _MAX_INT_BITS:
-            raise OverflowError("result too large")
-        return result
-    raise TypeError(f"unsupported expression element {type(node).__name__}")
+def _check_size(value: Any) -> Any:
+    if type(value) is int and value.bit_length() > _MAX_INT_BITS:
+        raise OverflowError(_TOO_LARGE)
+    return value
+
+
+def _power(base: Any, exponent: Any) -> Any:
+    if type(base) is int and type(exponent) is int and exponent > 0 and abs(base) > 1:
+        if exponent * (abs(base).bit_length() - 1) > _MAX_INT_BITS:  # a lower bound on the result's bits
+            raise OverflowError(_TOO_LARGE)
+    return base**exponent
+
+
+def _children(node: ast.AST) -> list[ast.AST]:
+    if isinstance(node, ast.UnaryOp):
+        return [node.operand]
+    if isinstance(node, ast.BinOp):
+        return [node.left, node.right]
+    if isinstance(node, ast.Call):
+        return [node.func, *node.args, *(keyword.value for keyword in node.keywords)]
+    if isinstance(node, ast.Starred):
+        return [node.value]
+    return []
+
+
+def _evaluate(tree: ast.Expression) -> Any:
+    """What `eval` computes for an expression `compile` accepted, in the same order, so the same error comes first.
+
+    Iterative (post-order), so any depth the compiler accepts is evaluated. The allowed characters can only spell
+    numbers, `...`, `()`, unary + -, + - * / // **, and calls of at most one (starred) argument; nothing they can
+    produce is callable, so a call only ever raises Python's own TypeError (made by really calling the value)."""
+    stack: list[tuple[ast.AST, bool]] = [(tree.body, False)]
+    values: list[Any] = []
+    while stack:
+        node, ready = stack.pop()
+        if not ready:
+            stack.append((node, True))
+            stack.extend((child, False) for child in reversed(_children(node)))
+            continue
+        if isinstance(node, ast.Constant) and (type(node.value) in (int, float) or node.value is Ellipsis):
+            values.append(node.value)
+        elif isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY_OPERATORS:
+            values.append(_UNARY_OPERATORS[type(node.op)](values.pop()))
+        elif isinstance(node, ast.BinOp) and type(node.op) in _BINARY_OPERATORS:
+            right, left = values.pop(), values.pop()
+            apply = _power if isinstance(node.op, ast.Pow) else _BINARY_OPERATORS[type(node.op)]
+            values.append(_check_size(apply(left, right)))
+        elif isinstance(node, ast.Tuple) and not node.elts:  # `()`: without commas no tuple has items
+            values.append(())
+        elif isinstance(node, ast.Starred):
+            pass  # its value stays on the stack; the call below unpacks it
+        elif isinstance(node, ast.Call) and len(node.args) + len(node.keywords) <= 1:
+            argument = values.pop() if node.args or node.keywords else None
+            function = values.pop()
+            if node.keywords:
+                values.append(function(**argument))
+            elif node.args and isinstance(node.args[0], ast.Starred):
+                values.append(function(*argument))
+            else:
+                values.append(function(argument) if node.args else function())
+        else:  # unreachable with the allowed characters
+            raise TypeError(f"unsupported expression element {type(node).__name__}")
+    return values.pop()
 
 
 def calculate(data: dict, expression: str) -> str:
@@ -70,8 +119,14 @@ def calculate(data: dict, expression: str) -> str:
     if not all(character in _CALCULATOR_CHARACTERS for character in expression):
         raise ToolError("invalid characters in expression")
     try:
-        value = _evaluate(ast.parse(expression, filename="<string>", mode="eval"))
-        return str(round(float(value), 2))
+        if not isinstance(expression, str):  # a list of allowed characters passes the check above, as upstream
+            raise TypeError("eval() arg 1 must be a string, bytes or code object")
+        source = expression.lstrip(" \t")  # eval() drops leading spaces and tabs
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "'int' object is not callable; perhaps you missed a comma?"
+            compile(source, "<string>", "eval")  # the compiler's own errors (syntax, nesting, recursion)
+        tree = ast.parse(source, filename="<string>", mode="eval")
+        return str(round(float(_evaluate(tree)), 2))
     except Exception as exc:  # noqa: BLE001 - the evaluation error is the observation, as upstream
         raise ToolError(str(exc)) from None
 
@@ -336,6 +391,32 @@ def bind_tool(function: Callable[..., str], data: dict, *context: Any) -> Callab
     return tool
 
 
+def tau_bench_class(tool_name: str) -> str:
+    """The name of tau-bench's class for a tool: `cancel_pending_order` -> `CancelPendingOrder`."""
+    return "".join(part.capitalize() for part in tool_name.split("_"))
+
+
+_INVOKERS: dict[tuple[Callable[..., str], str], Callable[..., str]] = {}
+
+
+def tau_bench_invoker(function: Callable[..., str], domain: str) -> Callable[..., str]:
+    """`function` under the name of tau-bench's `invoke` (e.g. `CancelPendingOrder.invoke` in module
+    `tau_bench.envs.retail.tools.cancel_pending_order`), so that Python's own errors about the call (a missing or
+    unexpected argument, `data` given twice) read exactly as they do in tau-bench. The body is the same code."""
+    key = (function, domain)
+    invoker = _INVOKERS.get(key)
+    if invoker is None:
+        invoker = types.FunctionType(
+            function.__code__, function.__globals__, "invoke", function.__defaults__, function.__closure__
+        )
+        invoker.__kwdefaults__ = function.__kwdefaults__
+        invoker.__qualname__ = f"{tau_bench_class(function.__name__)}.invoke"
+        invoker.__module__ = f"tau_bench.envs.{domain}.tools.{function.__name__}"
+        invoker.__doc__ = function.__doc__
+        _INVOKERS[key] = invoker
+    return invoker
+
+
 class TauBenchEnvironment(Environment):
     """A tau-bench v1 domain: the database dict, its tools (functions of `data`), their schemas and the policy.
 
@@ -387,6 +468,24 @@ class TauBenchEnvironment(Environment):
 
     def tools(self) -> dict[str, Callable[..., str]]:
         return dict(self._tools)
+
+    def call_tool(self, name: str, arguments: dict | list | None = None) -> str:
+        """One tool action as tau-bench's `Env.step` runs it: `invoke(data=data, **arguments)`, any exception
+        becoming "Error: <exception>", an unknown name "Unknown action <name>". A list gives positional arguments
+        (tau-bench has no such form)."""
+        if name not in self.tools():
+            return f"Unknown action {name}"
+        if name not in self.tool_functions:  # a tool that is not one of the benchmark's: the generic path
+            return super().call_tool(name, arguments)
+        invoke = tau_bench_invoker(self.tool_functions[name], self.name)
+        try:
+            if isinstance(arguments, list):
+                result = invoke(self.data, *arguments)
+            else:
+                result = invoke(data=self.data, **(arguments or {}))
+        except Exception as exc:  # noqa: BLE001 - the tool's error is the observation
+            return f"Error: {exc}"
+        return cap_text(result if isinstance(result, str) else str(result), self.max_output_chars)
 
     def tool_specs(self) -> list[dict]:
         return copy.deepcopy(self.tool_schemas)

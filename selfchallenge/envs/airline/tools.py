@@ -43,29 +43,33 @@ CURRENT_TIME = "2024-05-15T15:00:00"
 
 
 def _reservation(data: dict, reservation_id: str, message: str = "reservation not found") -> dict:
-    reservation = data["reservations"].get(reservation_id) if isinstance(reservation_id, str) else None
+    reservation = data["reservations"].get(reservation_id)
     if reservation is None:
         raise ToolError(message)
     return reservation
 
 
 def _user(data: dict, user_id: str) -> dict:
-    user = data["users"].get(user_id) if isinstance(user_id, str) else None
+    user = data["users"].get(user_id)
     if user is None:
         raise ToolError("user not found")
     return user
 
 
-def _bookable_date(data: dict, flight_number: str, date: str, cabin: str, passenger_count: int) -> tuple[dict, dict]:
-    """(flight, its record on `date`) when it can be booked in `cabin` for that many passengers."""
+def _bookable_date(data: dict, segment: dict, cabin: str, passenger_count: int) -> tuple[dict, dict]:
+    """(flight, its record on the segment's date) when it can be booked in `cabin` for that many passengers.
+
+    The segment's fields are read in tau-bench's order (flight number first), so a bad segment fails the same way.
+    """
+    flight_number = segment["flight_number"]
     if flight_number not in data["flights"]:
         raise ToolError(f"flight {flight_number} not found")
     flight = data["flights"][flight_number]
-    if date not in flight["dates"]:
-        raise ToolError(f"flight {flight_number} not found on date {date}")
-    on_date = flight["dates"][date]
+    if segment["date"] not in flight["dates"]:
+        raise ToolError(f"flight {flight_number} not found on date {segment['date']}")
+    on_date = flight["dates"][segment["date"]]
     if on_date["status"] != "available":
-        raise ToolError(f"flight {flight_number} not available on date {date}")
+        raise ToolError(f"flight {flight_number} not available on date {segment['date']}")
     if on_date["available_seats"][cabin] < passenger_count:
         raise ToolError(f"not enough seats on flight {flight_number}")
     return flight, on_date
@@ -109,7 +113,7 @@ def book_reservation(
     payment_methods = copy.deepcopy(payment_methods)
     total_price = 0
     for segment in segments:
-        flight, on_date = _bookable_date(data, segment["flight_number"], segment["date"], cabin, len(passengers))
+        flight, on_date = _bookable_date(data, segment, cabin, len(passengers))
         segment["price"] = on_date["prices"][cabin]
         segment["origin"] = flight["origin"]
         segment["destination"] = flight["destination"]
@@ -210,7 +214,7 @@ def update_reservation_flights(
             segment["origin"] = kept[0]["origin"]
             segment["destination"] = kept[0]["destination"]
         else:
-            flight, on_date = _bookable_date(data, segment["flight_number"], segment["date"], cabin, passenger_count)
+            flight, on_date = _bookable_date(data, segment, cabin, passenger_count)
             segment["price"] = on_date["prices"][cabin]
             segment["origin"] = flight["origin"]
             segment["destination"] = flight["destination"]

@@ -17,7 +17,7 @@ CANCEL_REASONS = ("no longer needed", "ordered by mistake")
 
 
 def _order(data: dict, order_id: str) -> dict:
-    order = data["orders"].get(order_id) if isinstance(order_id, str) else None
+    order = data["orders"].get(order_id)
     if order is None:
         raise ToolError("order not found")
     return order
@@ -176,7 +176,7 @@ def modify_user_address(
     data: dict, user_id: str, address1: str, address2: str, city: str, state: str, country: str, zip: str
 ) -> str:
     """Replace a user's default address."""
-    user = data["users"].get(user_id) if isinstance(user_id, str) else None
+    user = data["users"].get(user_id)
     if user is None:
         raise ToolError("user not found")
     user["address"] = _new_address(address1, address2, city, state, country, zip)
@@ -230,7 +230,7 @@ def get_order_details(data: dict, order_id: str) -> str:
 
 def get_product_details(data: dict, product_id: str) -> str:
     """The product record (all variants) as JSON."""
-    product = data["products"].get(product_id) if isinstance(product_id, str) else None
+    product = data["products"].get(product_id)
     if product is None:
         raise ToolError("product not found")
     return json.dumps(product)
@@ -238,7 +238,7 @@ def get_product_details(data: dict, product_id: str) -> str:
 
 def get_user_details(data: dict, user_id: str) -> str:
     """The user record as JSON."""
-    user = data["users"].get(user_id) if isinstance(user_id, str) else None
+    user = data["users"].get(user_id)
     if user is None:
         raise ToolError("user not found")
     return json.dumps(user)
