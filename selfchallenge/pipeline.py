@@ -136,7 +136,7 @@ def stage_propose(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsL
                     system,
                     settings,
                     episode_id=key,
-                    provenance={"iteration": iteration, "model": rt.model_path, "mode": cfg.mode},
+                    provenance={"iteration": iteration, "model": _writer(cfg, rt), "mode": cfg.mode},
                 )
                 return {
                     "id": key,
@@ -476,6 +476,11 @@ def run_evaluation_only(cfg: RunConfig, model_path: str | None = None) -> dict:
         log.close()
     print(json.dumps(results, indent=1))
     return results
+
+
+def _writer(cfg: RunConfig, rt) -> str:
+    """The model whose engines write the tasks: the teacher in distill mode, else the current policy."""
+    return cfg.model.teacher_path if cfg.mode == "distill" else rt.model_path
 
 
 def _sampling(sampling, seed: int, iteration: int) -> dict:
