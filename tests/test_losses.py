@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from selfchallenge.config import _CHOICES, LearnerConfig
+from selfchallenge.config import _CHOICES, _POLICY_GRADIENT_ALGORITHMS, _RATIO_ALGORITHMS, LearnerConfig
 from selfchallenge.learner.algorithms import ALGORITHMS, get_algorithm
 from selfchallenge.learner.algorithms.common import group_stats
 from selfchallenge.learner.algorithms.dpo import dpo_pairs
@@ -36,6 +36,11 @@ def advantages(name: str, rewards=REWARDS, groups=GROUPS, roles=EXECUTOR, **over
 def test_registry_covers_config_choices_and_rejects_unknown_names():
     assert set(ALGORITHMS) == {"rft", "sft", "reinforce", "rloo", "grpo", "drgrpo", "ppo_group", "ppo", "dpo"}
     assert set(ALGORITHMS) == set(_CHOICES["learner.algorithm"])
+    # config.py keeps its own lists (it does not import torch); they must match the algorithms' flags
+    assert {n for n, a in ALGORITHMS.items() if a.uses_ratio} == set(_RATIO_ALGORITHMS)
+    assert {n for n, a in ALGORITHMS.items() if a.policy_gradient} == set(_POLICY_GRADIENT_ALGORITHMS)
+    assert {n for n, a in ALGORITHMS.items() if a.critic} == {"ppo"}
+    assert {n for n, a in ALGORITHMS.items() if a.reference or a.pairs} == {"dpo"}
     with pytest.raises(ValueError, match="learner.algorithm='ppo2' is not one of"):
         get_algorithm("ppo2")
 
