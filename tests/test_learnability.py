@@ -131,6 +131,9 @@ def test_online_algorithm_reaches_the_optimum(engine, model_dir, algorithm, sett
             # fp32 on CPU: vLLM's sampling logprobs and the trainer's agree closely (tests/test_engine.py), so the
             # truncated importance weights are ~1; the mismatch is measured, not assumed
             assert metrics["tis_mismatch_max"] < 1e-3 and abs(metrics["tis_weight_mean"] - 1) < 1e-3, metrics
+            print(
+                f"{algorithm}: first-iteration |log pi_trainer - log pi_sampler| max {metrics['tis_mismatch_max']:.1e}"
+            )
         assert metrics["optimizer_steps"] == cfg.epochs or metrics["sequences_trained"] == 0
         learner.sync_weights([engine], version=iteration + 1)
     elapsed = time.monotonic() - begin

@@ -360,18 +360,21 @@ def test_group_reports_a_bad_model_path_and_releases_its_resources(ray_local, tm
 def test_two_rank_group_matches_one_rank_and_syncs_into_vllm(model_dir, ray_local, engine):
     ray = ray_local
     batch = make_trajectories(groups=6)
-    single = learner(model_dir, algorithm="grpo", micro_batch_tokens=48, lr=1e-2)
+    # actor-critic PPO with TIS: the scoring pass, the critic and both optimizers, sharded over two ZeRO-3 ranks
+    single = learner(model_dir, algorithm="ppo", micro_batch_tokens=48, lr=1e-2)
     single_metrics = single.train(batch)
 
-    cfg = LearnerConfig(algorithm="grpo", lr=1e-2, micro_batch_tokens=48, num_learners=2, zero_stage=3)
+    cfg = LearnerConfig(algorithm="ppo", lr=1e-2, micro_batch_tokens=48, num_learners=2, zero_stage=3)
     group = LearnerGroup(cfg, model_dir, num_cpus_per_learner=1, env_vars={"OMP_NUM_THREADS": "1"})
     try:
         metrics = group.train(batch)
         assert metrics["optimizer_steps"] == 1
         weights = group.full_weights()
-        # Two ranks with globally normalised losses give the one-rank update.
-        assert metrics["loss"] == pytest.approx(single_metrics["loss"], abs=1e-6)
-        assert metrics["grad_norm"] == pytest.approx(single_metrics["grad_norm"], rel=1e-5)
+        # Two ranks with globally normalised losses give the one-rank update, the critic's included.
+        for key in ("loss", "value_loss", "tis_mismatch_mean", "tis_weight_mean", "return_mean"):
+            assert metrics[key] == pytest.approx(single_metrics[key], abs=1e-6), key
+        for key in ("grad_norm", "critic_grad_norm"):
+            assert metrics[key] == pytest.approx(single_metrics[key], rel=1e-5), key
         assert_same_update(weights, single.full_weights(), lr=1e-2)
 
         prompts = [t["prompt_ids"] for t in batch[::4]]

@@ -68,7 +68,8 @@ class Critic:
         if not os.path.exists(os.path.join(folder, CHECKPOINT_MARKER)):
             raise FileNotFoundError(
                 f"the learner checkpoint {path!r} has no critic ({folder!r} is missing): it was saved by an "
-                "algorithm without a value model; resume it with that learner.algorithm, or start a new run"
+                "algorithm without a value model (runs made before actor-critic PPO existed called today's "
+                "ppo_group `ppo`); resume it with that learner.algorithm, or start a new run"
             )
         load_checkpoint(self.engine, folder)
 
