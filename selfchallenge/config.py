@@ -104,6 +104,9 @@ class ChallengerConfig:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     dedup_threshold: float = 0.9  # instruction/verifier similarity above which a task counts as a duplicate
     max_per_instruction: int = 0  # keep at most this many tasks with the same instruction per iteration (0 = all)
+    # Which filter stage decides what reaches the executor (the paper's Code-as-Task ablation, tasks/filter_modes.py):
+    # instruction (every parsed task) | verifier_runs | solution_passes | full (failure cases fail too: the paper).
+    filter: str = "full"
     # Train the challenger role too: its episodes join the learner's batch with reward 1 when the task it wrote
     # reached the executor ("kept"), or in addition was solved by some but not all executor samples
     # ("learnable"), or reached it asking a question no other task of the iteration asks ("unique").
@@ -134,7 +137,8 @@ class ExecutorConfig:
 
 @dataclass
 class LearnerConfig:
-    algorithm: str = "rft"  # rft | sft (the same algorithm) | reinforce | rloo | grpo | drgrpo | ppo
+    # rft | sft (the same algorithm) | reinforce | rloo | grpo | drgrpo | ppo_group | ppo | dpo (docs/algorithms.md)
+    algorithm: str = "rft"
     num_learners: int = 1
     zero_stage: int = 0  # 0 | 2 | 3
     lr: float = 1e-5
@@ -148,9 +152,21 @@ class LearnerConfig:
     gradient_checkpointing: bool = False
     # Algorithm knobs (used only by the algorithms that name them in their docstring).
     failure_weight: float = 0.0  # rft/sft: weight of reward-0 trajectories (distillation on failures)
-    clip_eps: float = 0.2  # ppo/grpo ratio clip
+    clip_eps: float = 0.2  # ppo/ppo_group/grpo/drgrpo ratio clip
     kl_coef: float = 0.0  # > 0 loads a frozen reference model
     normalize_advantages_by_role: bool = True
+    # Off-policy correction (policy-gradient algorithms): a no-grad trainer pass gives pi_old, and each token's loss
+    # is multiplied by min(pi_old / pi_sampler, tis_cap) (algorithms/tis.py). false: pi_old = the sampler's logprobs.
+    tis: bool = True
+    tis_cap: float = 2.0
+    # Actor-critic ppo: GAE over the sampled tokens, clipped value loss, the critic's own AdamW.
+    gamma: float = 1.0
+    gae_lambda: float = 0.95
+    value_clip: float = 0.2
+    critic_lr: float = 0.0  # 0 = learner.lr
+    dpo_beta: float = 0.1  # dpo: strength of the tie to the reference policy
+    # drgrpo's constant normaliser L (a generation budget); 0 = executor.max_episode_tokens (set by load_config)
+    max_response_tokens: int = 0
     seed: int = 0
 
 
@@ -197,7 +213,8 @@ _CHOICES = {
     "engine.logprobs_mode": ("processed_logprobs", "raw_logprobs"),
     "executor.user_model": ("policy", "frozen"),
     "challenger.reward": ("none", "kept", "learnable", "unique"),
-    "learner.algorithm": ("rft", "sft", "reinforce", "rloo", "grpo", "drgrpo", "ppo"),
+    "challenger.filter": ("instruction", "verifier_runs", "solution_passes", "full"),
+    "learner.algorithm": ("rft", "sft", "reinforce", "rloo", "grpo", "drgrpo", "ppo_group", "ppo", "dpo"),
     "learner.zero_stage": (0, 2, 3),
     "learner.lr_schedule": ("constant", "cosine", "linear"),
 }
@@ -266,18 +283,76 @@ def validate(cfg: RunConfig) -> RunConfig:
         )
     if cfg.mode == "distill" and not cfg.model.teacher_path:
         raise ConfigError("mode=distill needs model.teacher_path (the teacher that writes tasks and trajectories)")
-    if cfg.learner.algorithm in ("grpo", "drgrpo", "rloo") and cfg.executor.samples_per_task < 2:
+    if cfg.learner.algorithm in ("grpo", "drgrpo", "rloo", "ppo_group", "dpo") and cfg.executor.samples_per_task < 2:
         raise ConfigError(
             f"learner.algorithm={cfg.learner.algorithm} needs a group: set executor.samples_per_task >= 2"
         )
-    temperatures = (cfg.challenger.sampling.temperature, cfg.executor.sampling.temperature)
-    if cfg.learner.algorithm == "ppo" and cfg.challenger.reward != "none" and temperatures[0] != temperatures[1]:
-        # PPO's ratios compare with the engine's tempered logprobs at the executor's temperature.
-        raise ConfigError(
-            f"challenger.reward={cfg.challenger.reward} with learner.algorithm=ppo needs "
-            f"challenger.sampling.temperature ({temperatures[0]}) = executor.sampling.temperature ({temperatures[1]})"
-        )
+    if cfg.learner.max_response_tokens == 0:
+        cfg.learner.max_response_tokens = cfg.executor.max_episode_tokens
+    validate_learner(cfg.learner)
+    _check_sampler_logprobs(cfg)
     return cfg
+
+
+# Algorithms whose loss compares with the sampler's logprobs: the ratio ones (pi_old = the sampler's when
+# learner.tis=false), and every policy-gradient one when learner.tis=true (the importance weight).
+_RATIO_ALGORITHMS = ("grpo", "drgrpo", "ppo_group", "ppo")
+_POLICY_GRADIENT_ALGORITHMS = ("reinforce", "rloo", *_RATIO_ALGORITHMS)
+
+
+def validate_learner(learner: LearnerConfig) -> LearnerConfig:
+    """The learner section's own rules (also applied when a LearnerConfig is built in code, not loaded)."""
+    algorithm = learner.algorithm
+    if algorithm in ("reinforce", "rloo") and (learner.epochs > 1 or learner.mini_batch_size > 0):
+        raise ConfigError(
+            f"learner.algorithm={algorithm} takes one on-policy gradient step per batch (it has no importance ratio); "
+            f"set learner.epochs=1 and learner.mini_batch_size=0 (got {learner.epochs} and "
+            f"{learner.mini_batch_size}), or use ppo_group/grpo for several steps per batch"
+        )
+    if algorithm == "dpo" and learner.kl_coef > 0:
+        raise ConfigError(
+            "learner.algorithm=dpo already ties the policy to the reference through learner.dpo_beta; "
+            "set learner.kl_coef=0"
+        )
+    checks = (
+        ("learner.tis_cap", learner.tis_cap, learner.tis_cap >= 1.0, ">= 1 (the weights are truncated at it)"),
+        ("learner.gamma", learner.gamma, 0.0 <= learner.gamma <= 1.0, "in [0, 1]"),
+        ("learner.gae_lambda", learner.gae_lambda, 0.0 <= learner.gae_lambda <= 1.0, "in [0, 1]"),
+        ("learner.value_clip", learner.value_clip, learner.value_clip > 0, "> 0"),
+        ("learner.critic_lr", learner.critic_lr, learner.critic_lr >= 0, ">= 0 (0 = learner.lr)"),
+        ("learner.dpo_beta", learner.dpo_beta, learner.dpo_beta > 0, "> 0"),
+        ("learner.max_response_tokens", learner.max_response_tokens, learner.max_response_tokens >= 0, ">= 0"),
+    )
+    for key, value, ok, rule in checks:
+        if not ok:
+            raise ConfigError(f"{key}={value!r} must be {rule}")
+    return learner
+
+
+def _check_sampler_logprobs(cfg: RunConfig) -> None:
+    """The sampler's logprobs must be those of the distribution the learner computes: tempered softmax over the
+    whole vocabulary. vLLM's top_p renormalises them over the nucleus (the learner applies no such mask), and
+    raw_logprobs are taken before temperature."""
+    learner = cfg.learner
+    uses = learner.algorithm in _RATIO_ALGORITHMS or (learner.tis and learner.algorithm in _POLICY_GRADIENT_ALGORITHMS)
+    if not uses:
+        return
+    why = f"learner.algorithm={learner.algorithm} (learner.tis={str(learner.tis).lower()}) compares with the sampler's logprobs"
+    roles = ["executor"] + (["challenger"] if cfg.challenger.reward != "none" else [])
+    for role in roles:
+        top_p = _lookup(cfg, f"{role}.sampling.top_p")
+        if top_p < 1.0:
+            raise ConfigError(
+                f"{role}.sampling.top_p={top_p}: {why}, and top_p < 1 renormalises those over the nucleus while the "
+                f"learner's are over the whole vocabulary (it applies no such mask); set {role}.sampling.top_p=1.0, "
+                "or use learner.algorithm=rft/sft/dpo"
+                + ("" if learner.algorithm in _RATIO_ALGORITHMS else " or learner.tis=false")
+            )
+    if cfg.engine.logprobs_mode != "processed_logprobs":
+        raise ConfigError(
+            f"engine.logprobs_mode={cfg.engine.logprobs_mode}: {why}, which must be those of the sampling "
+            "distribution (after temperature); set engine.logprobs_mode=processed_logprobs"
+        )
 
 
 def _to_omegaconf_errors(exc: Exception) -> ConfigError:

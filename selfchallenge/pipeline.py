@@ -31,6 +31,7 @@ from .rollout.runner import Journal, run_journaled
 from .rollout.trajectory import Trajectory, save_trajectories, successes_by_task
 from .tasks.check_rule import funnel_counts
 from .tasks.dedup import cap_per_instruction, deduplicate
+from .tasks.filter_modes import deciding_stage, reaches_executor
 from .tasks.record import CaTTask, save_tasks, save_tasks_jsonl
 from .tracking import MetricsLogger
 
@@ -136,7 +137,7 @@ def stage_propose(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsL
                     system,
                     settings,
                     episode_id=key,
-                    provenance={"iteration": iteration, "model": rt.model_path, "mode": cfg.mode},
+                    provenance={"iteration": iteration, "model": _writer(cfg, rt), "mode": cfg.mode},
                 )
                 return {
                     "id": key,
@@ -215,7 +216,9 @@ def stage_check(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
         verdict = verdicts[task.id]
         task.check = {key: verdict.get(key) for key in ("kept", "reason", "stage", "detail", "timings")}
         checked.append(task)
-    kept, duplicates = deduplicate([t for t in checked if t.check["kept"]], cfg.challenger.dedup_threshold)
+    mode = cfg.challenger.filter
+    passed = [t for t in checked if reaches_executor(t.check, mode)]
+    kept, duplicates = deduplicate(passed, cfg.challenger.dedup_threshold)
     kept, capped = cap_per_instruction(kept, cfg.challenger.max_per_instruction)
     save_tasks(os.path.join(out, "tasks_checked"), checked)
     save_tasks(os.path.join(out, "tasks_kept"), kept)
@@ -223,7 +226,8 @@ def stage_check(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
 
     funnel = funnel_counts(t.check["reason"] for t in checked)
     parse_reasons = Counter(r["reason"] for r in proposals if r["reason"] != "parsed")
-    reasons = {**parse_reasons, **Counter(t.check["reason"] for t in checked if not t.check["kept"])}
+    dropped = {t.id for t in checked} - {t.id for t in passed}
+    reasons = {**parse_reasons, **Counter(t.check["reason"] for t in checked if t.id in dropped)}
     if duplicates:
         reasons["duplicate"] = len(duplicates)
     if capped:
@@ -236,7 +240,9 @@ def stage_check(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
             "verifier_runs": funnel["verifier_runs"],
             "solution_passes": funnel["solution_passes"],
             "failures_fail": funnel["failures_fail"],
-            "kept": funnel["failures_fail"],
+            "kept": len(passed),
+            "filter": mode,
+            "decided_by": deciding_stage(mode),
             "deduplicated": len(kept) + len(capped),
             "to_executor": len(kept),
             "infra_error": funnel["infra_error"],
@@ -249,6 +255,7 @@ def stage_check(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
     print(
         f"[iter {iteration}] yield: proposed {f['proposed']} -> parsed {f['parsed']} -> verifier runs "
         f"{f['verifier_runs']} -> solution passes {f['solution_passes']} -> failures fail {f['failures_fail']} "
+        f"-> kept by challenger.filter={mode} (decided at {f['decided_by']}) {f['kept']} "
         f"-> kept after dedup {f['deduplicated']}" + (f" -> after the instruction cap {len(kept)}" if capped else "")
     )
     run.mark(f"iter_{iteration}/check")
@@ -493,6 +500,11 @@ def executor_settings(cfg: RunConfig, sampling, iteration: int) -> ExecutorSetti
         sampling=_sampling(sampling, cfg.seed, iteration),
         answer_in_code=cfg.executor.answer_in_code,
     )
+
+
+def _writer(cfg: RunConfig, rt) -> str:
+    """The model whose engines write the tasks: the teacher in distill mode, else the current policy."""
+    return cfg.model.teacher_path if cfg.mode == "distill" else rt.model_path
 
 
 def _sampling(sampling, seed: int, iteration: int) -> dict:

@@ -103,6 +103,10 @@ class Runtime:
     def __init__(self, cfg: RunConfig, latest_model: str | None = None, latest_checkpoint: str | None = None):
         self.cfg = cfg
         self.base_model = resolve_model_path(cfg)
+        if cfg.mode == "distill":  # before anything starts: the student trains on the teacher's token ids
+            from .learner.distill import require_same_tokenizer
+
+            require_same_tokenizer(cfg.model.teacher_path, self.base_model)
         self.model_path = latest_model or self.base_model
         self.latest_checkpoint = latest_checkpoint
         self._sandbox = None

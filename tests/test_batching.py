@@ -4,6 +4,7 @@ the invariance that makes gradient accumulation exact (micro-batch losses add up
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from selfchallenge.learner.batching import (
     build_plan,
     collate,
     micro_batches,
+    response_values,
     split_steps,
     to_sequences,
     with_weights,
@@ -22,7 +24,15 @@ from selfchallenge.rollout.trajectory import Trajectory
 
 
 def traj(
-    i: int, prompt: list[int], response: list[int], mask=None, logprobs=None, reward=1.0, group="g", role="executor"
+    i: int,
+    prompt: list[int],
+    response: list[int],
+    mask=None,
+    logprobs=None,
+    reward=1.0,
+    group="g",
+    role="executor",
+    temperature=None,
 ):
     mask = mask if mask is not None else [1] * len(response)
     logprobs = logprobs if logprobs is not None else [-1.0 * m for m in mask]
@@ -37,6 +47,7 @@ def traj(
         logprobs=logprobs,
         reward=reward,
         reason="answered",
+        temperature=temperature,
     )
 
 
@@ -75,7 +86,8 @@ def test_collate_aligns_targets_masks_and_sampling_logprobs():
     assert mb.targets.tolist() == [[11, 12, 13, 14, 15], [21, 0, 0, 0, 0]]
     assert mb.attention_mask.tolist() == [[1, 1, 1, 1, 1], [1, 0, 0, 0, 0]]
     assert mb.weights.tolist() == [[0, 0, 0.5, 0, 0.5], [1.0, 0, 0, 0, 0]]
-    torch.testing.assert_close(mb.old_logprobs, torch.tensor([[0, 0, -0.1, 0, -0.3], [-2.0, 0, 0, 0, 0]]))
+    torch.testing.assert_close(mb.sampler_logprobs, torch.tensor([[0, 0, -0.1, 0, -0.3], [-2.0, 0, 0, 0, 0]]))
+    assert mb.loss_mask.tolist() == [[0, 0, 1, 0, 1], [1, 0, 0, 0, 0]]
     assert mb.num_loss_tokens == 3
 
 
@@ -113,11 +125,11 @@ def test_steps_keep_groups_whole():
 def test_plan_shards_evenly_with_equal_micro_batch_counts_and_drops_zero_contributions():
     cfg = LearnerConfig(algorithm="grpo", micro_batch_tokens=20, epochs=2)
     plan, stats = build_plan(random_batch(), get_algorithm("grpo"), cfg, world_size=3, rng=random.Random(0))
-    assert len(plan) == 3 and all(len(steps) == 2 for steps in plan)  # 2 epochs, one step each
+    assert len(plan) == 3 and all(len(r.steps) == 2 for r in plan)  # 2 epochs, one step each
     for step in range(2):
-        counts = {len(plan[rank][step]) for rank in range(3)}
+        counts = {len(plan[rank].steps[step]) for rank in range(3)}
         assert len(counts) == 1  # every rank runs the same number of micro-batches (ZeRO-2/3 collectives)
-        trained = [s for rank in range(3) for mb in plan[rank][step] for s in mb]
+        trained = [s for rank in range(3) for mb in plan[rank].steps[step] for s in mb]
         assert trained and all(s.advantage != 0 and s.weight > 0 for s in trained)
         ids = [s.id for s in trained]
         assert len(ids) == len(set(ids))
@@ -125,33 +137,39 @@ def test_plan_shards_evenly_with_equal_micro_batch_counts_and_drops_zero_contrib
     assert set(stats) >= {"reward/executor", "reward/challenger", "advantage_abs", "zero_advantage_frac"}
 
 
-@pytest.mark.parametrize("algorithm", ["rft", "reinforce", "rloo", "grpo", "drgrpo", "ppo"])
+@pytest.mark.parametrize("algorithm", ["rft", "reinforce", "rloo", "grpo", "drgrpo", "ppo_group", "dpo"])
 def test_micro_batch_losses_add_up_to_the_full_batch_loss(algorithm):
-    """Sharded over 2 ranks and cut into tiny micro-batches, the summed loss and gradient equal one big batch."""
+    """Sharded over 2 ranks and cut into tiny micro-batches, the summed loss and gradient equal one big batch
+    (for DPO: because a pair is never split, and c = 1 / pairs of the whole step)."""
     torch.manual_seed(0)
     table = torch.nn.Embedding(50, 50)  # a toy 'model': logits = table[input token]
+    reference = torch.nn.Embedding(50, 50).requires_grad_(False)
     algo = get_algorithm(algorithm)
-    cfg = LearnerConfig(algorithm=algorithm, failure_weight=0.3, kl_coef=0.0)
+    knobs = {"algorithm": algorithm, "failure_weight": 0.3, "max_response_tokens": 16}
+    cfg = LearnerConfig(**knobs)
     batch = random_batch()
+
+    def token_logprobs(model, t):
+        return torch.log_softmax(model(t.input_ids), -1).gather(-1, t.targets[..., None])[..., 0]
 
     def loss_over(plan) -> tuple[float, torch.Tensor]:
         table.zero_grad()
         total = 0.0
         for rank in plan:
-            for step in rank:
+            for step in rank.steps:
                 for mb in step:
                     t = collate(mb)
-                    logprobs = torch.log_softmax(table(t.input_ids), -1).gather(-1, t.targets[..., None])[..., 0]
-                    loss, _ = algo.loss(logprobs, t.old_logprobs, t.advantages, t.weights, None, cfg)
+                    ref = token_logprobs(reference, t)
+                    loss, _ = algo.loss(token_logprobs(table, t), t.sampler_logprobs, t.advantages, t.weights, ref, cfg)
                     loss.backward()
                     total += loss.item()
         return total, table.weight.grad.clone()
 
-    big = LearnerConfig(algorithm=algorithm, failure_weight=0.3, micro_batch_tokens=10**6)
+    big = LearnerConfig(**knobs, micro_batch_tokens=10**6)
     one, grad_one = loss_over(build_plan(batch, algo, big, world_size=1)[0])
-    small = LearnerConfig(algorithm=algorithm, failure_weight=0.3, micro_batch_tokens=12)
+    small = LearnerConfig(**knobs, micro_batch_tokens=12)
     plan, _ = build_plan(batch, algo, small, world_size=2)
-    assert sum(len(step) for rank in plan for step in rank) > 6
+    assert sum(len(step) for rank in plan for step in rank.steps) > 6
     sharded, grad_sharded = loss_over(plan)
     assert sharded == pytest.approx(one, abs=1e-6)
     torch.testing.assert_close(grad_sharded, grad_one, atol=1e-7, rtol=1e-5)
@@ -163,3 +181,69 @@ def test_bad_trajectories_are_rejected_clearly():
         to_sequences([traj(0, [1, 2], [3, 999])], get_algorithm("rft"), LearnerConfig(), vocab_size=100)
     with pytest.raises(ValueError, match="has no tokens"):
         to_sequences([traj(0, [], [])], get_algorithm("rft"), LearnerConfig())
+
+
+def test_dpo_pairs_stay_whole_and_in_order_through_sharding_and_micro_batching():
+    batch = random_batch(n_groups=8, per_group=4, seed=3)
+    cfg = LearnerConfig(algorithm="dpo", micro_batch_tokens=12)
+    plan, stats = build_plan(batch, get_algorithm("dpo"), cfg, world_size=3, rng=random.Random(0))
+    rows = [mb for rank in plan for step in rank.steps for mb in step if mb]
+    assert stats["pairs"] > 3 and sum(len(mb) for mb in rows) == 2 * stats["pairs"]
+    by_id = {t.id: t for t in batch}
+    for mb in rows:
+        assert len(mb) % 2 == 0
+        for chosen, rejected in zip(mb[0::2], mb[1::2], strict=True):
+            assert chosen.pair == rejected.pair == f"{chosen.id}|{rejected.id}"
+            assert by_id[chosen.id].reward == 1.0 and by_id[rejected.id].reward == 0.0
+            assert chosen.group_id == rejected.group_id
+            assert chosen.weight == rejected.weight == pytest.approx(1 / stats["pairs"])
+    assert all(rank.score == [] for rank in plan)  # DPO needs no scoring pass
+
+
+def test_each_rank_scores_exactly_the_sequences_it_trains_once():
+    batch = random_batch(n_groups=7, per_group=3, seed=1)
+    cfg = LearnerConfig(algorithm="grpo", micro_batch_tokens=20, epochs=2, mini_batch_size=6)
+    plan, _ = build_plan(batch, get_algorithm("grpo"), cfg, world_size=2, rng=random.Random(0), mini_batch_size=6)
+    assert len({len(rank.score) for rank in plan}) == 1  # same number of scoring micro-batches on every rank
+    for rank in plan:
+        scored = [s.id for mb in rank.score for s in mb]
+        trained = {s.id for step in rank.steps for mb in step for s in mb}
+        assert len(scored) == len(set(scored)) and set(scored) == trained
+    off = LearnerConfig(algorithm="grpo", tis=False)
+    assert all(rank.score == [] for rank in build_plan(batch, get_algorithm("grpo"), off)[0])
+    rft = build_plan(batch, get_algorithm("rft"), LearnerConfig())[0]
+    assert all(rank.score == [] for rank in rft)  # supervised: no importance weights
+
+
+def test_each_sequence_keeps_its_own_sampling_temperature():
+    batch = [
+        traj(0, [1, 2], [3, 4], temperature=0.7, group="a"),
+        traj(1, [1, 2], [5, 6], temperature=None, group="a", reward=0.0),  # an older record: no temperature
+        traj(2, [1, 2], [7, 8], temperature=1.3, group="b", role="challenger"),
+    ]
+    seqs = to_sequences(batch, get_algorithm("grpo"), LearnerConfig(), default_temperature=0.9)
+    assert [s.temperature for s in seqs] == [0.7, 0.9, 1.3]
+    assert collate(seqs).temperatures.tolist() == pytest.approx([0.7, 0.9, 1.3])
+    with pytest.raises(ValueError, match="temperature 0.0 \\(greedy\\)"):
+        to_sequences([traj(3, [1], [2], temperature=0.0)], get_algorithm("rft"), LearnerConfig())
+
+
+def test_trajectory_records_without_a_temperature_still_load(tmp_path):
+    from selfchallenge.rollout.trajectory import load_trajectories, save_trajectories
+
+    old = traj(0, [1, 2], [3], temperature=None).to_dict()
+    del old["temperature"]  # a journal line written before the field existed
+    assert Trajectory.from_dict(old).temperature is None
+    save_trajectories(str(tmp_path / "ds"), [Trajectory.from_dict(old), traj(1, [1], [2], temperature=0.7)])
+    assert [t.temperature for t in load_trajectories(str(tmp_path / "ds"))] == [None, 0.7]
+
+
+def test_scores_are_laid_out_like_the_sampling_logprobs():
+    t = traj(0, [10, 11, 12], [13, 14, 15], mask=[1, 0, 1])
+    (seq,) = to_sequences([t], get_algorithm("grpo"), LearnerConfig())
+    scored = replace(seq, scores={"tis": [0.5, 9.0, 2.0]})  # 9.0 sits on a tool-output token: masked out
+    mb = collate([scored])
+    assert mb.scores["tis"].tolist() == [[0, 0, 0.5, 0, 2.0]]
+    assert response_values(mb.scores["tis"][0], seq) == [0.5, 0.0, 2.0]
+    (empty_prompt,) = to_sequences([traj(1, [], [5, 6, 7])], get_algorithm("grpo"), LearnerConfig())
+    assert response_values(torch.tensor([0.25, 0.75]), empty_prompt) == [0.0, 0.25, 0.75]

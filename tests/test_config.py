@@ -37,6 +37,7 @@ def test_defaults_and_overrides():
         ("executor.max_turns=0", "executor.max_turns"),
         ("challenger.max_per_instruction=-1", "challenger.max_per_instruction"),
         ("challenger.reward=solved", "challenger.reward"),
+        ("challenger.filter=verifier", "challenger.filter"),
         ("envs=[{name: bogus}]", "envs[0].name"),
         ("nokey", "nokey"),
     ],
@@ -52,11 +53,47 @@ def test_group_algorithms_need_groups():
         load_config(None, ["learner.algorithm=grpo", "executor.samples_per_task=1"])
 
 
-def test_ppo_on_challenger_episodes_needs_one_temperature():
-    bad = ["learner.algorithm=ppo", "challenger.reward=kept", "challenger.sampling.temperature=0.7"]
-    with pytest.raises(ConfigError, match="challenger.sampling.temperature"):
-        load_config(None, bad)
-    assert load_config(None, [*bad[:2], "challenger.sampling.temperature=1.0"]).challenger.reward == "kept"
+def test_roles_may_sample_at_different_temperatures():
+    # each trajectory carries its own temperature, so ratio-based algorithms accept mixed roles
+    mixed = ["challenger.reward=kept", "challenger.sampling.temperature=0.7", "executor.sampling.temperature=1.1"]
+    for algorithm in ("ppo", "ppo_group", "grpo", "drgrpo"):
+        assert load_config(None, [f"learner.algorithm={algorithm}", *mixed]).challenger.sampling.temperature == 0.7
+
+
+@pytest.mark.parametrize("algorithm", ["ppo", "ppo_group", "grpo", "drgrpo", "reinforce", "rloo"])
+def test_top_p_is_refused_where_the_sampler_logprobs_are_compared(algorithm):
+    with pytest.raises(ConfigError, match="executor.sampling.top_p=0.9") as info:
+        load_config(None, [f"learner.algorithm={algorithm}", "executor.sampling.top_p=0.9"])
+    assert "whole vocabulary" in str(info.value)
+    with pytest.raises(ConfigError, match="challenger.sampling.top_p=0.8"):
+        load_config(None, [f"learner.algorithm={algorithm}", "challenger.reward=kept", "challenger.sampling.top_p=0.8"])
+    with pytest.raises(ConfigError, match="engine.logprobs_mode=raw_logprobs"):
+        load_config(None, [f"learner.algorithm={algorithm}", "engine.logprobs_mode=raw_logprobs"])
+    if algorithm in ("reinforce", "rloo"):  # no ratio: only the importance weight compares with the sampler
+        assert load_config(None, [f"learner.algorithm={algorithm}", "learner.tis=false", "executor.sampling.top_p=0.9"])
+    for supervised in ("rft", "sft", "dpo"):
+        assert load_config(None, [f"learner.algorithm={supervised}", "executor.sampling.top_p=0.9"])
+
+
+def test_learner_rules_name_the_keys():
+    cases = [
+        (["learner.algorithm=reinforce", "learner.epochs=2"], "learner.epochs=1 and learner.mini_batch_size=0"),
+        (["learner.algorithm=rloo", "learner.mini_batch_size=8"], "one on-policy gradient step"),
+        (["learner.algorithm=dpo", "learner.kl_coef=0.1"], "learner.kl_coef=0"),
+        (["learner.algorithm=dpo", "executor.samples_per_task=1"], "executor.samples_per_task >= 2"),
+        (["learner.tis_cap=0.5"], "learner.tis_cap=0.5 must be >= 1"),
+        (["learner.gae_lambda=1.5"], "learner.gae_lambda=1.5 must be in \\[0, 1\\]"),
+        (["learner.dpo_beta=0"], "learner.dpo_beta=0.0 must be > 0"),
+    ]
+    for overrides, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            load_config(None, overrides)
+    assert load_config(None, ["learner.algorithm=ppo_group", "learner.epochs=3", "learner.mini_batch_size=8"])
+
+
+def test_drgrpo_budget_defaults_to_the_episode_budget():
+    assert load_config(None, ["executor.max_episode_tokens=777"]).learner.max_response_tokens == 777
+    assert load_config(None, ["learner.max_response_tokens=64"]).learner.max_response_tokens == 64
 
 
 def test_yaml_file_and_missing_file(tmp_path):

@@ -6,13 +6,14 @@ checkpoint resume and HF export; one Ray LearnerGroup with two ranks (ZeRO-3) fo
 
 from __future__ import annotations
 
+import math
 import random
 import time
 
 import pytest
 import torch
 
-from selfchallenge.config import LearnerConfig
+from selfchallenge.config import ConfigError, LearnerConfig
 from selfchallenge.learner.actor import LearnerActor, LearnerGroup, lr_lambda
 from selfchallenge.rollout.trajectory import Trajectory
 
@@ -158,27 +159,132 @@ def test_lr_schedules():
 
 
 def test_checkpoint_resume_is_exact(model_dir, tmp_path):
-    """ZeRO-3 + cosine schedule: a new learner loading the checkpoint continues bit for bit."""
+    """Actor-critic PPO, ZeRO-3 + cosine schedule: a new learner loading the checkpoint continues bit for bit,
+    the critic (weights, its own AdamW state and step count) included."""
     settings = {"algorithm": "ppo", "zero_stage": 3, "lr_schedule": "cosine", "warmup_steps": 1, "epochs": 2}
     first = learner(model_dir, total_steps=20, **settings)
     batch, next_batch = make_trajectories(seed=1), make_trajectories(seed=2)
     first.train(batch)
     first.train(batch)
     first.save_checkpoint(str(tmp_path / "ckpt"))
-    weights, optimizer = first.full_weights(), first.optimizer_state()
+    weights, critic, optimizer = first.full_weights(), first.critic_weights(), first.optimizer_state()
 
     resumed = learner(model_dir, total_steps=20, **settings)
     assert resumed.load_checkpoint(str(tmp_path / "ckpt")) == {"iteration": 2, "global_steps": 4}
     assert_same_weights(resumed.full_weights(), weights)
+    assert_same_weights(resumed.critic_weights(), critic)
     state = resumed.optimizer_state()
     assert state["global_steps"] == optimizer["global_steps"] and state["lr"] == optimizer["lr"]
-    assert len(state["tensors"]) == len(optimizer["tensors"]) > 0
-    assert all(torch.equal(a, b) for a, b in zip(state["tensors"], optimizer["tensors"], strict=True))
+    assert state["critic_global_steps"] == optimizer["critic_global_steps"] == 4
+    for key in ("tensors", "critic_tensors"):
+        assert len(state[key]) == len(optimizer[key]) > 0
+        assert all(torch.equal(a, b) for a, b in zip(state[key], optimizer[key], strict=True)), key
 
     expected = first.train(next_batch)
     got = resumed.train(next_batch)
     assert got["loss"] == expected["loss"] and got["lr"] == expected["lr"]
+    assert got["value_loss"] == expected["value_loss"] > 0
     assert_same_weights(resumed.full_weights(), first.full_weights())
+    assert_same_weights(resumed.critic_weights(), first.critic_weights())
+
+
+def exact_logprobs(model_dir: str, trajectory: dict) -> list[float]:
+    """The sampled tokens' logprobs under plain transformers at the trajectory's own temperature (0 off the mask)."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    ids = torch.tensor([trajectory["prompt_ids"] + trajectory["response_ids"]])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(ids).logits[0].double() / trajectory["temperature"], dim=-1)
+    start = len(trajectory["prompt_ids"])
+    return [
+        logp[start + j - 1, token].item() if m else 0.0
+        for j, (token, m) in enumerate(zip(trajectory["response_ids"], trajectory["loss_mask"], strict=True))
+    ]
+
+
+def test_tis_weights_equal_the_injected_mismatch_truncated_at_c(model_dir):
+    """Sampler logprobs = the exact ones minus a known per-token mismatch: the scoring pass recovers the trainer's
+    logprobs under each row's own temperature, and the weights are min(exp(mismatch), C)."""
+    actor = learner(model_dir, algorithm="grpo", tis_cap=2.0)
+    batch = make_trajectories()
+    rng = random.Random(5)
+    injected = {}
+    for i, t in enumerate(batch):
+        t["temperature"] = (1.0, 0.6, 1.4)[i % 3]  # challenger and executor rows at their own temperatures
+        exact = exact_logprobs(model_dir, t)
+        injected[t["id"]] = [rng.uniform(-1.5, 1.5) if m else 0.0 for m in t["loss_mask"]]
+        t["logprobs"] = [x - d for x, d in zip(exact, injected[t["id"]], strict=True)]
+    scores, sums = actor.score(batch)
+    assert set(scores) == {t["id"] for t in batch if t["reward"] != 1.0 or t["task_id"] != "t3"}  # t3: all solved
+    deltas = []
+    for t in batch:
+        if t["id"] not in scores:
+            continue
+        mask, delta = t["loss_mask"], injected[t["id"]]
+        expected = [min(math.exp(d), 2.0) if m else 0.0 for d, m in zip(delta, mask, strict=True)]
+        assert scores[t["id"]]["tis"] == pytest.approx(expected, abs=1e-4), t["id"]
+        trainer = [lp + d for lp, d in zip(t["logprobs"], delta, strict=True)]  # = the exact logprobs
+        assert scores[t["id"]]["trainer_logprobs"] == pytest.approx(trainer, abs=1e-4)
+        deltas += [d for d, m in zip(delta, mask, strict=True) if m]
+    assert any(d > math.log(2.0) for d in deltas)  # some weights really are truncated
+    assert sums["tis_tokens"] == len(deltas)
+    assert sums["tis_mismatch_sum"] / len(deltas) == pytest.approx(sum(map(abs, deltas)) / len(deltas), abs=1e-4)
+    assert sums["tis_mismatch_max"] == pytest.approx(max(map(abs, deltas)), abs=1e-4)
+    assert sums["tis_truncated"] == sum(d > math.log(2.0) for d in deltas)
+
+    # pi_old is the trainer's own: on the first step rho = 1 whatever the sampler said, so nothing is clipped
+    metrics = actor.train(batch)
+    assert metrics["clip_frac"] == 0.0 and abs(metrics["approx_kl"]) < 1e-6
+    assert metrics["tis_mismatch_max"] == pytest.approx(max(map(abs, deltas)), abs=1e-4)
+    assert 0 < metrics["tis_truncated_frac"] < 1 and metrics["tis_weight_mean"] < 2.0
+    # without the correction the ratio is taken against the sampler: the clip fires on the injected mismatch
+    uncorrected = learner(model_dir, algorithm="grpo", tis=False).train(batch)
+    assert uncorrected["clip_frac"] > 0.1 and "tis_mismatch_max" not in uncorrected
+
+
+def test_actor_critic_ppo_critic_starts_from_the_policy_and_learns_the_values(model_dir, tmp_path):
+    actor = learner(model_dir, algorithm="ppo", lr=1e-4, critic_lr=3e-3)
+    policy, critic = actor.full_weights(), actor.critic_weights()
+    body = {name.removeprefix("body."): t for name, t in critic.items() if name.startswith("body.")}
+    assert_same_weights(body, {n.removeprefix("model."): t for n, t in policy.items() if n.startswith("model.")})
+    assert critic["value_head.weight"].abs().sum() == 0 and critic["value_head.bias"].item() == 0.0
+    batch = make_trajectories()
+    scores, _ = actor.score(batch)
+    t = batch[0]  # V = 0 everywhere before training, so GAE gives (gamma lambda)^(K-k) r per sampled token
+    sampled = [j for j, m in enumerate(t["loss_mask"]) if m]
+    expected = [
+        0.95 ** (len(sampled) - 1 - sampled.index(j)) * t["reward"] if m else 0.0 for j, m in enumerate(t["loss_mask"])
+    ]
+    assert scores[t["id"]]["advantages"] == pytest.approx(expected, abs=1e-6)
+    history = [actor.train(batch) for _ in range(6)]
+    losses = [m["value_loss"] for m in history]
+    assert losses[-1] < 0.5 * losses[0], losses
+    mean_reward = sum(t["reward"] for t in batch) / len(batch)
+    assert abs(history[-1]["value_mean"] - mean_reward) < abs(history[0]["value_mean"] - mean_reward)
+    assert history[0]["optimizer_steps"] == 1 and history[0]["critic_grad_norm"] > 0
+    # a checkpoint without a critic cannot resume actor-critic PPO
+    plain = learner(model_dir, algorithm="grpo")
+    plain.save_checkpoint(str(tmp_path / "no_critic"))
+    with pytest.raises(FileNotFoundError, match="has no critic"):
+        actor.load_checkpoint(str(tmp_path / "no_critic"))
+
+
+def test_dpo_starts_at_log_two_and_separates_the_pairs(model_dir):
+    actor = learner(model_dir, algorithm="dpo", lr=3e-3, dpo_beta=0.5)
+    batch = make_trajectories(groups=5)
+    first = actor.train(batch)
+    assert first["pairs"] == 8  # groups 0-3: 2 successes and 2 failures each -> 2 pairs; group 4 all solved
+    assert first["pg_loss"] == pytest.approx(math.log(2), abs=1e-5)  # pi = pi_ref: margin 0
+    later = [actor.train(batch) for _ in range(3)][-1]
+    assert later["pg_loss"] < first["pg_loss"] and later["dpo_accuracy"] == 1.0
+    assert later["dpo_chosen_reward"] > later["dpo_rejected_reward"]
+
+
+def test_learner_refuses_off_policy_steps_without_a_ratio(model_dir):
+    for overrides in ({"epochs": 2}, {"mini_batch_size": 4}):
+        with pytest.raises(ConfigError, match="one on-policy gradient step per batch"):
+            LearnerActor(LearnerConfig(algorithm="reinforce", **overrides), model_dir)
 
 
 def safetensors_index(folder: str) -> dict[str, str]:
@@ -254,18 +360,21 @@ def test_group_reports_a_bad_model_path_and_releases_its_resources(ray_local, tm
 def test_two_rank_group_matches_one_rank_and_syncs_into_vllm(model_dir, ray_local, engine):
     ray = ray_local
     batch = make_trajectories(groups=6)
-    single = learner(model_dir, algorithm="grpo", micro_batch_tokens=48, lr=1e-2)
+    # actor-critic PPO with TIS: the scoring pass, the critic and both optimizers, sharded over two ZeRO-3 ranks
+    single = learner(model_dir, algorithm="ppo", micro_batch_tokens=48, lr=1e-2)
     single_metrics = single.train(batch)
 
-    cfg = LearnerConfig(algorithm="grpo", lr=1e-2, micro_batch_tokens=48, num_learners=2, zero_stage=3)
+    cfg = LearnerConfig(algorithm="ppo", lr=1e-2, micro_batch_tokens=48, num_learners=2, zero_stage=3)
     group = LearnerGroup(cfg, model_dir, num_cpus_per_learner=1, env_vars={"OMP_NUM_THREADS": "1"})
     try:
         metrics = group.train(batch)
         assert metrics["optimizer_steps"] == 1
         weights = group.full_weights()
-        # Two ranks with globally normalised losses give the one-rank update.
-        assert metrics["loss"] == pytest.approx(single_metrics["loss"], abs=1e-6)
-        assert metrics["grad_norm"] == pytest.approx(single_metrics["grad_norm"], rel=1e-5)
+        # Two ranks with globally normalised losses give the one-rank update, the critic's included.
+        for key in ("loss", "value_loss", "tis_mismatch_mean", "tis_weight_mean", "return_mean"):
+            assert metrics[key] == pytest.approx(single_metrics[key], abs=1e-6), key
+        for key in ("grad_norm", "critic_grad_norm"):
+            assert metrics[key] == pytest.approx(single_metrics[key], rel=1e-5), key
         assert_same_update(weights, single.full_weights(), lr=1e-2)
 
         prompts = [t["prompt_ids"] for t in batch[::4]]

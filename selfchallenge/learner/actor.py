@@ -1,10 +1,12 @@
 """The DeepSpeed learner: `LearnerActor` (one rank, a Ray actor or a plain object) and `LearnerGroup` (N ranks).
 
 One iteration (`train`): the group turns the trajectories into a plan (batching.py: advantages, optimizer steps,
-per-rank micro-batches), every rank runs its part of each step (forward, algorithm loss, backward) and calls
-`engine.step()` once per step; DeepSpeed reduces gradients across ranks, clips and applies AdamW + the LR
-schedule. Gradient accumulation is ours (DeepSpeed's `managed_gradient_accumulation=False`): micro-batch losses
-are already normalised for the whole step, so backward never rescales them.
+per-rank micro-batches), every rank first runs the no-grad scoring pass when the algorithm needs one (scoring.py:
+the trainer's pi_old and importance weights, the critic's values and GAE), then its part of each step (forward,
+algorithm loss, backward; the critic's value loss too) and calls `engine.step()` once per step; DeepSpeed reduces
+gradients across ranks, clips and applies AdamW + the LR schedule. Gradient accumulation is ours (DeepSpeed's
+`managed_gradient_accumulation=False`): micro-batch losses are already normalised for the whole step, so backward
+never rescales them.
 
 Weight sync (`sync_weights`): full weights are gathered layer by layer (ZeRO-3 shards included), packed into a
 few safetensors buckets (rollout/weight_transfer.py), put once into the Ray object store and sent with one
@@ -24,14 +26,21 @@ from typing import Any
 
 import torch
 
-from selfchallenge.config import LearnerConfig
+from selfchallenge.config import LearnerConfig, validate_learner
 from selfchallenge.learner import checkpoint
 from selfchallenge.learner.algorithms import get_algorithm
-from selfchallenge.learner.batching import MicroBatch, TrainSequence, build_plan, collate
+from selfchallenge.learner.algorithms.ppo import value_loss
+from selfchallenge.learner.batching import MicroBatch, RankPlan, build_plan, collate
+from selfchallenge.learner.critic import Critic, load_value_model
+from selfchallenge.learner.reference import load_reference
+from selfchallenge.learner.scoring import score_pass, scoring_metrics, token_logprobs
 from selfchallenge.rollout.weight_transfer import DEFAULT_BUCKET_BYTES, pack_buckets
 
-# Metrics that are weighted sums over tokens: they add up over micro-batches and ranks.
-ADDITIVE_METRICS = ("loss", "pg_loss", "nll", "kl", "clip_frac", "ratio", "approx_kl", "tokens", "sequences")
+# Metrics that are weighted sums over tokens (or pairs): they add up over micro-batches and ranks.
+ADDITIVE_METRICS = (
+    "loss", "pg_loss", "nll", "kl", "clip_frac", "ratio", "approx_kl", "tokens", "sequences",
+    "value_loss", "value_clip_frac", "dpo_margin", "dpo_accuracy", "dpo_chosen_reward", "dpo_rejected_reward", "pairs",
+)  # fmt: skip
 
 
 def mini_batch_size(cfg: LearnerConfig) -> int:
@@ -64,13 +73,14 @@ def free_port() -> int:
 
 
 class LearnerActor:
-    """One DeepSpeed rank holding the policy (and, when kl_coef > 0, a frozen reference).
+    """One DeepSpeed rank holding the policy (the critic for actor-critic PPO; a frozen reference for DPO or when
+    kl_coef > 0).
 
     Use it through `LearnerGroup`, or directly in one process for a single rank:
     `learner = LearnerActor(cfg, model_path); learner.setup(); learner.train(trajectories)`.
     `total_steps` (optimizer steps in the whole run) is needed by the cosine/linear LR schedules.
-    `temperature` is the executor's sampling temperature: the engine reports logprobs of the tempered
-    distribution, so the learner divides its logits by the same value (importance ratios compare like with like).
+    `temperature` is the sampling temperature assumed for trajectories that do not record their own (older
+    journals): each row's logits are divided by its trajectory's temperature (scoring.token_logprobs).
     """
 
     def __init__(
@@ -86,7 +96,7 @@ class LearnerActor:
         if temperature <= 0:
             raise ValueError(f"temperature={temperature} must be > 0 (the executor's sampling temperature)")
         self.temperature = temperature
-        self.cfg = cfg if isinstance(cfg, LearnerConfig) else LearnerConfig(**cfg)
+        self.cfg = validate_learner(cfg if isinstance(cfg, LearnerConfig) else LearnerConfig(**cfg))
         self.model_path = model_path
         self.rank, self.world_size = rank, world_size
         self.algorithm = get_algorithm(self.cfg.algorithm)
@@ -95,6 +105,7 @@ class LearnerActor:
         self.iteration = 0  # train() calls so far (seeds the step shuffling; saved in checkpoints)
         self.engine = None
         self.reference = None
+        self.critic: Critic | None = None
 
     # ---- setup ---------------------------------------------------------------------------------------------
 
@@ -126,25 +137,18 @@ class LearnerActor:
         self.torch_dtype = self._resolve_dtype()
         ds_config = self._deepspeed_config()
 
-        model = self._load_model()
+        model = checkpoint.load_causal_lm(self.model_path, self.torch_dtype)
         if self.cfg.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
-        decay = [p for p in model.parameters() if p.ndim >= 2]
-        no_decay = [p for p in model.parameters() if p.ndim < 2]  # norms and biases are not decayed
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=self.cfg.lr,
-        )
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lr_lambda(self.cfg.lr_schedule, self.cfg.warmup_steps, self.total_steps)
-        )
-        self.engine, _, _, _ = deepspeed.initialize(
-            model=model, optimizer=optimizer, lr_scheduler=schedule, config=ds_config
-        )
-        self.engine.train()
-        if self.cfg.kl_coef > 0:
-            self.reference = self._load_reference(ds_config)
+        self.engine = self._trainable_engine(model, self.cfg.lr, ds_config)
+        if self.algorithm.critic:
+            critic = load_value_model(self.model_path, self.torch_dtype, self.cfg.gradient_checkpointing)
+            self.critic = Critic(
+                self._trainable_engine(critic, self.cfg.critic_lr or self.cfg.lr, ds_config), self.device
+            )
+        if self.cfg.kl_coef > 0 or self.algorithm.reference:
+            self.reference = load_reference(self.model_path, self.torch_dtype, ds_config, self.cfg.zero_stage)
         self.vocab_size = model.config.vocab_size
         self.pad_id = model.config.pad_token_id if model.config.pad_token_id is not None else 0
         return {
@@ -178,102 +182,122 @@ class LearnerActor:
             "wall_clock_breakdown": False,
         }
 
-    def _load_model(self):
-        from transformers import AutoModelForCausalLM
-
-        if not os.path.isdir(self.model_path):
-            raise FileNotFoundError(f"model.path={self.model_path!r} is not a Hugging Face model folder")
-        # Loaded whole in host memory; deepspeed.initialize then moves it to the device (ZeRO-3: partitions it).
-        return AutoModelForCausalLM.from_pretrained(self.model_path, dtype=self.torch_dtype)
-
-    def _load_reference(self, ds_config: dict):
+    def _trainable_engine(self, model, lr: float, ds_config: dict):
+        """A DeepSpeed engine with AdamW (norms and biases not decayed) and the LR schedule, in train mode."""
         import deepspeed
 
-        reference = self._load_model()
-        reference.requires_grad_(False)
-        config = {k: v for k, v in ds_config.items() if k in ("train_micro_batch_size_per_gpu", "bf16")}
-        config["zero_optimization"] = {"stage": 3 if self.cfg.zero_stage == 3 else 0}
-        engine, *_ = deepspeed.initialize(model=reference, config=config)
-        engine.eval()
+        decay = [p for p in model.parameters() if p.ndim >= 2]
+        no_decay = [p for p in model.parameters() if p.ndim < 2]
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=lr,
+        )
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lr_lambda(self.cfg.lr_schedule, self.cfg.warmup_steps, self.total_steps)
+        )
+        engine, _, _, _ = deepspeed.initialize(
+            model=model, optimizer=optimizer, lr_scheduler=schedule, config=ds_config
+        )
+        engine.train()
         return engine
 
     # ---- training ------------------------------------------------------------------------------------------
 
     def train(self, trajectories: list[dict]) -> dict:
         """One iteration on this rank alone (`epochs` passes). With several ranks use LearnerGroup.train."""
-        if self.world_size != 1:
-            raise RuntimeError("LearnerActor.train plans for one rank; with num_learners > 1 call LearnerGroup.train")
-        self._require_setup()
-        rng = random.Random(f"{self.cfg.seed}-{self.iteration}")
-        plan, stats = build_plan(
-            trajectories, self.algorithm, self.cfg, 1, rng, self.vocab_size, mini_batch_size(self.cfg)
-        )
+        plan, stats = self.plan(trajectories)
         return summarize([self.run_plan(plan[0])], stats)
 
-    def run_plan(self, steps: list[list[list[TrainSequence]]]) -> list[dict]:
-        """Run this rank's share of an iteration; returns per-step metric sums (see ADDITIVE_METRICS)."""
+    def plan(self, trajectories: list[dict]) -> tuple[list[RankPlan], dict[str, float]]:
+        """This iteration's plan (one rank) and its batch statistics."""
+        if self.world_size != 1:
+            raise RuntimeError("LearnerActor plans for one rank; with num_learners > 1 call LearnerGroup.train")
         self._require_setup()
+        rng = random.Random(f"{self.cfg.seed}-{self.iteration}")
+        return build_plan(
+            trajectories,
+            self.algorithm,
+            self.cfg,
+            1,
+            rng,
+            self.vocab_size,
+            mini_batch_size(self.cfg),
+            self.temperature,
+        )
+
+    def score(self, trajectories: list[dict]) -> tuple[dict[str, dict[str, list[float]]], dict[str, float]]:
+        """The scoring pass alone on the current weights (no update): per trajectory id and response token,
+        trainer_logprobs/tis (with tis) and values/advantages/returns (with a critic); plus its metric sums."""
+        return self._score(self.plan(trajectories)[0][0])
+
+    def _score(self, rank_plan: RankPlan) -> tuple[dict[str, dict[str, list[float]]], dict[str, float]]:
+        with_logprobs = self.algorithm.policy_gradient and self.cfg.tis
+        return score_pass(rank_plan.score, self.engine, self.critic, self.cfg, self.pad_id, self.device, with_logprobs)
+
+    def run_plan(self, rank_plan: RankPlan) -> dict:
+        """Run this rank's share of an iteration: {"steps": per-step metric sums (ADDITIVE_METRICS), "scoring":
+        the scoring pass's sums (SCORING_SUMS / SCORING_MAXES)}."""
+        self._require_setup()
+        start = time.perf_counter()
+        scores, scoring = self._score(rank_plan) if rank_plan.score else ({}, {})
+        if rank_plan.score:
+            scoring["score_s"] = time.perf_counter() - start
         self.iteration += 1
         results = []
-        for micro_batches in steps:
+        for micro_batches in rank_plan.steps:
             start = time.perf_counter()
             sums = dict.fromkeys(ADDITIVE_METRICS, 0.0)
             for mb in micro_batches:
-                batch = collate(mb, self.pad_id)
+                batch = collate([dataclasses.replace(s, scores=scores.get(s.id, {})) for s in mb], self.pad_id)
                 loss, metrics = self._forward_loss(batch)
                 # The weights are normalised over the whole step on all ranks; DeepSpeed averages gradients over
                 # ranks, so scale by world size to get the gradient of the global sum.
                 self.engine.backward(loss * self.world_size, scale_wrt_gas=False)
+                if self.critic is not None:
+                    metrics.update(self._critic_backward(batch))
                 sums["loss"] += loss.item()
                 sums["tokens"] += batch.num_loss_tokens
                 sums["sequences"] += len(mb)
                 for key, value in metrics.items():
                     sums[key] = sums.get(key, 0.0) + value
-            local_norm = self._local_grad_norm() if self.cfg.zero_stage == 0 else None
-            self.engine.step()
-            grad_norm = self.engine.get_global_grad_norm()
-            if grad_norm is None:
-                grad_norm = local_norm
-            sums["grad_norm"] = float(grad_norm) if grad_norm is not None else float("nan")
+            sums["grad_norm"] = checkpoint.step_with_grad_norm(self.engine, self.cfg.zero_stage)
+            if self.critic is not None:
+                sums["critic_grad_norm"] = checkpoint.step_with_grad_norm(self.critic.engine, self.cfg.zero_stage)
             sums["lr"] = self.engine.get_lr()[0]
             sums["step_s"] = time.perf_counter() - start
             results.append(sums)
-        return results
+        return {"steps": results, "scoring": scoring}
 
     def _forward_loss(self, batch: MicroBatch):
         device = self.device
-        logprobs = self._token_logprobs(self.engine, batch)
+        logprobs = token_logprobs(self.engine, batch, device)
         ref_logprobs = None
         if self.reference is not None:
             with torch.no_grad():
-                ref_logprobs = self._token_logprobs(self.reference, batch)
+                ref_logprobs = token_logprobs(self.reference, batch, device)
+        # pi_old: the trainer's own logprobs from the scoring pass (tis), else the sampler's
+        old_logprobs = batch.scores.get("trainer_logprobs", batch.sampler_logprobs)
+        advantages = batch.scores["advantages"] if self.critic is not None and batch.scores else batch.advantages
+        tis = batch.scores.get("tis")
         return self.algorithm.loss(
             logprobs,
-            batch.old_logprobs.to(device),
-            batch.advantages.to(device),
+            old_logprobs.to(device),
+            advantages.to(device),
             batch.weights.to(device),
             ref_logprobs,
             self.cfg,
+            tis.to(device) if tis is not None else None,
         )
 
-    def _token_logprobs(self, model, batch: MicroBatch) -> torch.Tensor:
-        """log pi(target_t | tokens_<=t) in float32, [B, L]."""
-        out = model(
-            input_ids=batch.input_ids.to(self.device),
-            attention_mask=batch.attention_mask.to(self.device),
-            use_cache=False,
-        )
-        logits = out.logits.float()
-        if self.temperature != 1.0:  # the engine reports logprobs of the tempered distribution it sampled from
-            logits = logits / self.temperature
-        targets = batch.targets.to(self.device).unsqueeze(-1)
-        return (logits.gather(-1, targets).squeeze(-1) - torch.logsumexp(logits, dim=-1)).float()
-
-    def _local_grad_norm(self) -> float | None:
-        # ZeRO-0 in fp32 does not report its norm; this is the pre-clip norm of this rank's gradients (the global
-        # one with a single learner: with several, stage 0 averages gradients only inside engine.step()).
-        grads = [p.grad.detach().float().norm() for p in self.engine.module.parameters() if p.grad is not None]
-        return torch.stack(grads).norm().item() if grads else None
+    def _critic_backward(self, batch: MicroBatch) -> dict[str, float]:
+        """The clipped value loss of one micro-batch (same token weights as the policy), backward on the critic."""
+        values = self.critic.values(batch)
+        zeros = torch.zeros_like(values)
+        old_values = batch.scores.get("values", zeros.cpu()).to(self.device)
+        returns = batch.scores.get("returns", zeros.cpu()).to(self.device)
+        loss, metrics = value_loss(values, old_values, returns, batch.weights.to(self.device), self.cfg.value_clip)
+        self.critic.backward(loss * self.world_size)
+        return metrics
 
     # ---- weights out ---------------------------------------------------------------------------------------
 
@@ -329,7 +353,18 @@ class LearnerActor:
         tensors = [
             v.detach().cpu().clone() for state in inner.state.values() for v in state.values() if torch.is_tensor(v)
         ]
-        return {"tensors": tensors, "global_steps": self.engine.global_steps, "lr": self.engine.get_lr()[0]}
+        state = {"tensors": tensors, "global_steps": self.engine.global_steps, "lr": self.engine.get_lr()[0]}
+        if self.critic is not None:
+            state["critic_tensors"] = self.critic.optimizer_tensors()
+            state["critic_global_steps"] = self.critic.engine.global_steps
+        return state
+
+    def critic_weights(self) -> dict[str, torch.Tensor]:
+        """The critic's full weights (rank 0; {} elsewhere, and without a critic). Collective under ZeRO-3."""
+        self._require_setup()
+        if self.critic is None:
+            return {}
+        return dict(checkpoint.iter_full_weights(self.critic.engine.module, keep=self.rank == 0))
 
     def export_hf(self, out_dir: str) -> str | None:
         """A Hugging Face model folder (+ the tokenizer of model.path) that transformers and vLLM load."""
@@ -338,18 +373,24 @@ class LearnerActor:
         return checkpoint.export_hf(self.engine.module, out_dir, tokenizer, write=self.rank == 0)
 
     def save_checkpoint(self, path: str) -> str:
-        """DeepSpeed checkpoint of weights, optimizer, LR schedule and learner counters (resume exactly)."""
+        """DeepSpeed checkpoint of weights, optimizer, LR schedule and learner counters (resume exactly); the
+        critic's (weights, its own optimizer and schedule) goes to `<path>/critic`."""
         self._require_setup()
         state = {
             "iteration": self.iteration,
             "learner_config": dataclasses.asdict(self.cfg),
             "torch_rng": torch.get_rng_state(),
         }
-        return checkpoint.save_checkpoint(self.engine, path, state)
+        checkpoint.save_checkpoint(self.engine, path, state)
+        if self.critic is not None:
+            self.critic.save(path)
+        return path
 
     def load_checkpoint(self, path: str) -> dict:
         self._require_setup()
         state = checkpoint.load_checkpoint(self.engine, path)
+        if self.critic is not None:
+            self.critic.load(path)
         self.iteration = int(state.get("iteration", 0))
         if "torch_rng" in state:
             torch.set_rng_state(state["torch_rng"])
@@ -360,9 +401,12 @@ class LearnerActor:
             raise RuntimeError("LearnerActor.setup() must run before training, syncing or checkpointing")
 
 
-def summarize(per_rank: list[list[dict]], stats: dict[str, float]) -> dict:
-    """Per-step sums from every rank -> one metrics dict (additive metrics summed over ranks, averaged over steps)."""
+def summarize(results: list[dict], stats: dict[str, float]) -> dict:
+    """`run_plan` results from every rank -> one metrics dict: additive step metrics summed over ranks and averaged
+    over steps; the scoring pass's sums turned into means over loss tokens (its max stays a max)."""
     metrics: dict[str, float] = dict(stats)
+    metrics.update(scoring_metrics([r["scoring"] for r in results]))
+    per_rank = [r["steps"] for r in results]
     steps = len(per_rank[0]) if per_rank else 0
     metrics["optimizer_steps"] = float(steps)
     if steps == 0:
@@ -371,6 +415,8 @@ def summarize(per_rank: list[list[dict]], stats: dict[str, float]) -> dict:
     for i in range(steps):
         step = {k: sum(rank[i].get(k, 0.0) for rank in per_rank) for k in per_rank[0][i] if k in ADDITIVE_METRICS}
         step.update(grad_norm=per_rank[0][i]["grad_norm"], lr=per_rank[0][i]["lr"])
+        if "critic_grad_norm" in per_rank[0][i]:
+            step["critic_grad_norm"] = per_rank[0][i]["critic_grad_norm"]
         step["step_s"] = max(rank[i]["step_s"] for rank in per_rank)
         merged.append(step)
     for key in merged[0]:
@@ -405,8 +451,9 @@ class LearnerGroup:
         from ray.util.placement_group import placement_group
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-        self.cfg = cfg
+        self.cfg = validate_learner(cfg)
         self.algorithm = get_algorithm(cfg.algorithm)
+        self.temperature = temperature
         self.iteration = 0
         n = cfg.num_learners
         gpus = num_gpus_per_learner
@@ -451,7 +498,14 @@ class LearnerGroup:
 
         rng = random.Random(f"{self.cfg.seed}-{self.iteration}")
         plan, stats = build_plan(
-            trajectories, self.algorithm, self.cfg, len(self.actors), rng, self.vocab_size, mini_batch_size(self.cfg)
+            trajectories,
+            self.algorithm,
+            self.cfg,
+            len(self.actors),
+            rng,
+            self.vocab_size,
+            mini_batch_size(self.cfg),
+            self.temperature,
         )
         per_rank = ray.get([actor.run_plan.remote(plan[rank]) for rank, actor in enumerate(self.actors)])
         self.iteration += 1

@@ -1,4 +1,5 @@
-"""Full weights out of a (possibly ZeRO-3 sharded) model, DeepSpeed checkpoints, and Hugging Face export.
+"""Models in and out: loading a Hugging Face folder, full weights out of a (possibly ZeRO-3 sharded) model,
+DeepSpeed checkpoints, and Hugging Face export.
 
 Under ZeRO-3 every rank holds a slice of each parameter; reading full weights is a collective: all ranks must
 iterate `iter_full_weights` together (rank 0 keeps the tensors, the others just take part in the gathers).
@@ -17,6 +18,30 @@ from torch import nn
 
 _LAYER_PREFIX = re.compile(r"^(.*?\.layers\.\d+)\.")
 CHECKPOINT_MARKER = "latest"  # DeepSpeed writes the newest tag's name into this file
+
+
+def step_with_grad_norm(engine, zero_stage: int) -> float:
+    """engine.step() (reduce, clip, AdamW, schedule); returns the pre-clip gradient norm (nan if unknown).
+
+    ZeRO-0 in fp32 does not report its norm; it is then this rank's own (the global one with a single learner:
+    with several, stage 0 averages gradients only inside engine.step())."""
+    local = None
+    if zero_stage == 0:
+        grads = [p.grad.detach().float().norm() for p in engine.module.parameters() if p.grad is not None]
+        local = torch.stack(grads).norm().item() if grads else None
+    engine.step()
+    norm = engine.get_global_grad_norm()
+    norm = local if norm is None else norm
+    return float(norm) if norm is not None else float("nan")
+
+
+def load_causal_lm(path: str, dtype: torch.dtype):
+    """The Hugging Face causal LM in `path`, whole in host memory (deepspeed.initialize then places/partitions it)."""
+    from transformers import AutoModelForCausalLM
+
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"model.path={path!r} is not a Hugging Face model folder")
+    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
 
 
 def is_sharded(param: nn.Parameter) -> bool:

@@ -139,6 +139,7 @@ async def run_challenger_episode(
         reward=0.0,
         reason=parsed.reason,
         weight_version=weight_version,
+        temperature=float(settings.sampling.get("temperature", 1.0)),  # vLLM's default
         info={
             "parse_detail": parsed.detail,
             "explore_turns_used": explored,

@@ -235,6 +235,7 @@ async def run_executor_episode(
         reward=reward,
         reason=reason,
         weight_version=weight_version,
+        temperature=float(settings.sampling.get("temperature", 1.0)),  # vLLM's default
         info={
             "answer": episode.final_answer(),
             "said": episode.said,

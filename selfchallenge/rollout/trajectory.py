@@ -29,6 +29,9 @@ class Trajectory:
     reason: str  # how the episode ended (answered, max_turns, max_tokens, timeout, infra_error, ...)
     weight_version: int = 0
     group_id: str = ""  # episodes that share a baseline (same task); defaults to task_id
+    # The sampling temperature of the model turns (the learner divides its logits by it); None in records written
+    # before it was kept: the learner then assumes the executor's.
+    temperature: float | None = None
     messages: list[dict[str, Any]] = field(default_factory=list)  # readable transcript
     info: dict[str, Any] = field(default_factory=dict)  # answer, state hash, timings, tool calls...
 
@@ -88,6 +91,7 @@ def trajectories_to_dataset(trajectories: Iterable[Trajectory]):
             "reason": datasets.Value("string"),
             "weight_version": datasets.Value("int64"),
             "group_id": datasets.Value("string"),
+            "temperature": datasets.Value("float64"),
             "messages": datasets.Value("string"),
             "info": datasets.Value("string"),
         }

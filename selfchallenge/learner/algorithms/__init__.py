@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from selfchallenge.learner.algorithms.common import Algorithm
+from selfchallenge.learner.algorithms.dpo import DPO
 from selfchallenge.learner.algorithms.grpo import DRGRPO, GRPO
 from selfchallenge.learner.algorithms.ppo import PPO
+from selfchallenge.learner.algorithms.ppo_group import PPO_GROUP
 from selfchallenge.learner.algorithms.reinforce import REINFORCE, RLOO
 from selfchallenge.learner.algorithms.rft import RFT, SFT
 
-ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (RFT, SFT, REINFORCE, RLOO, GRPO, DRGRPO, PPO)}
+ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (RFT, SFT, REINFORCE, RLOO, GRPO, DRGRPO, PPO_GROUP, PPO, DPO)}
 
 
 def get_algorithm(name: str) -> Algorithm:

@@ -4,7 +4,12 @@ Shapes: N trajectories; B x T padded token tensors in the loss. Every loss is a 
     loss = sum_{i,t} w_{i,t} * l_{i,t},   w_{i,t} = mask_{i,t} * c_i,
 where the per-sequence weight c_i is computed once over the whole optimizer step (all micro-batches, all ranks).
 Summing micro-batch losses therefore gives exactly the full-batch loss: gradient accumulation and data
-parallelism change nothing in the maths.
+parallelism change nothing in the maths. (DPO's loss is a sum over pairs instead: both rows of a pair always
+share a micro-batch, see batching.py.)
+
+Every loss has the signature (logprobs, old_logprobs, advantages, weights, ref_logprobs=None, cfg=None, tis=None):
+`tis` is the per-token truncated importance weight of the trainer against the sampler (tis.py; None = 1), which
+multiplies the policy-gradient term of the policy-gradient algorithms.
 """
 
 from __future__ import annotations
@@ -21,15 +26,26 @@ LOG_RATIO_LIMIT = 20.0  # |log pi/pi_old| is clamped here so exp() never overflo
 
 @dataclass(frozen=True)
 class Algorithm:
-    """One `learner.algorithm`: how rewards become advantages, how tokens are weighted, and the loss."""
+    """One `learner.algorithm`: how rewards become advantages, how tokens are weighted, the loss, and what else the
+    learner must provide for it."""
 
     name: str
     # (rewards [N], group_ids, roles, cfg) -> advantages [N]
     advantages: Callable[..., Tensor]
-    # (num_loss_tokens [N], advantages [N]) -> c [N], the weight of each loss token of sequence i
-    sequence_weights: Callable[[Tensor, Tensor], Tensor]
-    # (logprobs, old_logprobs, advantages, weights, ref_logprobs=None, cfg=None) -> (loss, metrics)
+    # (num_loss_tokens [N], advantages [N], cfg) -> c [N], the weight of each loss token of sequence i
+    sequence_weights: Callable[..., Tensor]
+    # (logprobs, old_logprobs, advantages, weights, ref_logprobs=None, cfg=None, tis=None) -> (loss, metrics)
     loss: Callable[..., tuple[Tensor, dict[str, float]]]
+    # learns from sampled actions, so the sampler/trainer mismatch matters: truncated importance sampling applies
+    policy_gradient: bool = False
+    # the loss uses pi / pi_old, so several optimizer steps per batch (epochs, mini-batches) stay corrected
+    uses_ratio: bool = False
+    # token advantages come from a learned value model (GAE); the learner builds and trains the critic
+    critic: bool = False
+    # needs the frozen reference model whatever kl_coef is (DPO)
+    reference: bool = False
+    # (rewards [N], group_ids) -> [(chosen, rejected)] index pairs: the loss is over pairs (DPO)
+    pairs: Callable[..., list[tuple[int, int]]] | None = None
 
 
 def _index(keys: Sequence[str]) -> tuple[Tensor, int]:
@@ -69,23 +85,29 @@ def scale_by_role(advantages: Tensor, roles: Sequence[str]) -> Tensor:
 # ---- token weights c_i (applied to every loss token of sequence i) -------------------------------------------
 
 
-def token_mean_weights(num_tokens: Tensor, advantages: Tensor) -> Tensor:
+def token_mean_weights(num_tokens: Tensor, advantages: Tensor, cfg=None) -> Tensor:
     """c_i = 1 / sum_j |o_j|: a mean over every loss token of the step (long replies weigh more)."""
     total = num_tokens.sum().clamp_min(1)
     return torch.ones_like(num_tokens, dtype=torch.float) / total
 
 
-def sequence_mean_weights(num_tokens: Tensor, advantages: Tensor) -> Tensor:
+def sequence_mean_weights(num_tokens: Tensor, advantages: Tensor, cfg=None) -> Tensor:
     """c_i = 1 / (N |o_i|): mean over each sequence's tokens, then over sequences (GRPO; biased to short replies)."""
     n = max(num_tokens.numel(), 1)
     return torch.where(num_tokens > 0, 1.0 / (n * num_tokens.clamp_min(1).float()), torch.zeros(num_tokens.shape))
 
 
-def constant_length_weights(num_tokens: Tensor, advantages: Tensor) -> Tensor:
-    """c_i = 1 / (N L), L = the longest reply of the step: every token weighs the same (Dr.GRPO's fix)."""
+def constant_length_weights(num_tokens: Tensor, advantages: Tensor, cfg=None) -> Tensor:
+    """c_i = 1 / (N L), L = learner.max_response_tokens, a fixed generation budget: every token of every step
+    weighs the same (Dr.GRPO's fix; a per-step L such as the longest reply would re-weight steps by their length)."""
+    budget = int(getattr(cfg, "max_response_tokens", 0) or 0)
+    if budget <= 0:
+        raise ValueError(
+            "learner.algorithm=drgrpo normalises by a fixed budget: set learner.max_response_tokens > 0 "
+            "(load_config sets it to executor.max_episode_tokens when it is 0)"
+        )
     n = max(num_tokens.numel(), 1)
-    longest = num_tokens.max().clamp_min(1).float() if num_tokens.numel() else torch.tensor(1.0)
-    return torch.ones_like(num_tokens, dtype=torch.float) / (n * longest)
+    return torch.ones_like(num_tokens, dtype=torch.float) / (n * budget)
 
 
 def broadcast(advantages: Tensor, like: Tensor) -> Tensor:

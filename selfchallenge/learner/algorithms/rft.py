@@ -5,7 +5,8 @@ Keep the successful trajectories (reward 1) and maximise their likelihood; faile
     a_i = 1 if r_i >= 1 else failure_weight
     loss = - sum_i a_i sum_t log pi(o_{i,t}) / sum_i a_i |o_i|        (a weighted mean token NLL)
 This is one-step REINFORCE with A_i = a_i, so it reuses reinforce's loss. `sft` is the same algorithm (name
-used for distillation runs). Rewards are not baselined or normalised.
+used for distillation runs). Rewards are not baselined or normalised. A supervised objective: no importance
+weights (tis) apply, and any number of epochs is fine.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def rft_advantages(rewards: Tensor, group_ids: Sequence[str], roles: Sequence[st
     )
 
 
-def rft_sequence_weights(num_tokens: Tensor, advantages: Tensor) -> Tensor:
+def rft_sequence_weights(num_tokens: Tensor, advantages: Tensor, cfg=None) -> Tensor:
     """c_i = 1 / sum_j a_j |o_j|, so the loss is a mean NLL over the kept (weighted) tokens."""
     total = (advantages.float() * num_tokens.float()).sum()
     if total <= 0:
