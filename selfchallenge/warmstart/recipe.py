@@ -241,7 +241,8 @@ def make_transcripts(options: WarmstartConfig, settings: RunSettings, model_dir:
 
     chat = ChatTokens(AutoTokenizer.from_pretrained(model_dir))
     sandbox_cfg = dataclasses.replace(settings.sandbox, max_sessions=max(settings.sandbox.max_sessions, 8))
-    with SandboxPool(sandbox_cfg) as pool:
+    data_dirs = [env_config["data_dir"] for _, env_config in settings.worlds if env_config.get("data_dir")]
+    with SandboxPool(sandbox_cfg, data_dirs=data_dirs) as pool:
         sandbox = LocalSandbox(pool)
         challenger, parse_reasons = asyncio.run(
             challenger_transcripts(challenger_tasks, chat, sandbox, settings.budget, options.concurrency)
