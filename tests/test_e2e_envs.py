@@ -37,8 +37,8 @@ WARMSTART = [
     "warmstart.vocab_size=2048",
     "warmstart.challenger_transcripts=6",
     "warmstart.executor_transcripts=6",
-    "warmstart.epochs=8",
-    "warmstart.mini_batch_size=8",
+    "warmstart.epochs=16",
+    "warmstart.mini_batch_size=2",
     "warmstart.heldout_tasks=0",
 ]
 
