@@ -9,7 +9,7 @@ warm start are shared to keep the suite's time down).
 What is asserted is that each stage did its work in each environment, not that the tiny model learns. A tiny
 model warm-started for minutes explores correctly but rarely writes a whole task that parses in a world
 environment, and solves few tau-bench tasks; so the run also checks two seed tasks per environment
-(`challenger.seed_tasks`, written by the warm start's generators from another seed, never trained on) so that
+(`challenger.seed_tasks`, written by the warm start, `warmstart.seed_tasks`, from another seed, never trained on) so that
 every later stage has work in every environment, and sets `learner.failure_weight=0.1` so that every
 environment's trajectories reach the learner (RFT alone trains on successes only). How many of the challenger's
 own proposals were kept is printed, not asserted."""
@@ -23,7 +23,6 @@ import pytest
 
 from selfchallenge.config import ConfigError, load_config
 from selfchallenge.tasks.parser import PARSE_REASONS
-from selfchallenge.tasks.record import save_tasks_jsonl
 
 pytestmark = [pytest.mark.docker, pytest.mark.vllm, pytest.mark.slow]
 
@@ -47,6 +46,7 @@ WARMSTART = [
     "warmstart.epochs=8",
     "warmstart.mini_batch_size=2",
     "warmstart.heldout_tasks=0",
+    "warmstart.seed_tasks=2",
 ]
 
 
@@ -65,8 +65,7 @@ def run(tmp_path_factory, ray_local):
     base = [f"run_dir={root / 'run'}", "sandbox.backend=docker"]
     options, run_cfg = load_options(WARMSTART + base, CONFIG)
     model = warmstart(options, str(root / "model"), run_cfg)
-    seeds = str(root / "seed_tasks.jsonl")
-    save_tasks_jsonl(seeds, seed_tasks(run_cfg))
+    seeds = os.path.join(model, "seed_tasks.jsonl")
     overrides = [f"model.path={model}", f"challenger.seed_tasks={seeds}", "learner.failure_weight=0.1"]
     cfg = load_config(CONFIG, [*base, *overrides, "challenger.sampling.temperature=0"])
     run_pipeline(cfg)
@@ -81,22 +80,6 @@ def run(tmp_path_factory, ray_local):
         "before": _jsonl(os.path.join(run_dir, "eval", "before.jsonl")),
         "after": _jsonl(os.path.join(run_dir, "eval", "iter_000.jsonl")),
     }
-
-
-def seed_tasks(run_cfg) -> list:
-    """Two good tasks per environment of the run, from the warm start's generators on another seed stream."""
-    from selfchallenge.warmstart.generators import generate_tasks
-    from selfchallenge.warmstart.recipe import WORLD_FAMILIES
-    from selfchallenge.warmstart.scripted import generate_scripted_tasks
-
-    tasks = []
-    for spec in run_cfg.envs:
-        if spec.name == "calculation":
-            tasks += [g.task for g in generate_tasks(2, seed=500, domains=[spec.env_config["domain"]])]
-        else:
-            generated = generate_scripted_tasks(spec.name, spec.env_config, WORLD_FAMILIES[spec.name], 2, seed=500)
-            tasks += [g.task for g in generated]
-    return tasks
 
 
 def _stage(run, name: str) -> dict:

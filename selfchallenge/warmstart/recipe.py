@@ -43,6 +43,7 @@ WORLD_FAMILIES = {"web_browsing": WEB_FAMILIES, "retail": RETAIL_FAMILIES, "airl
 
 RECIPE_VERSION = 2
 HELDOUT_SEED_OFFSET = 10_000
+SEED_TASKS_SEED_OFFSET = 20_000
 EXECUTOR_SEED_OFFSET = 1
 MARKER = "warmstart.json"
 
@@ -78,6 +79,9 @@ class WarmstartConfig:
     num_cpus: int = 2  # CPUs (torch threads) of the learner
     concurrency: int = 8  # scripted episodes in flight
     heldout_tasks: int = 40  # written to <out_dir>/heldout.jsonl (0 = none)
+    # good generated tasks per environment written to <out_dir>/seed_tasks.jsonl (none of them trained on), for
+    # challenger.seed_tasks: work for every stage of a run whose tiny challenger writes few tasks that parse
+    seed_tasks: int = 0
 
 
 @dataclass
@@ -164,6 +168,24 @@ def training_tasks(options: WarmstartConfig, settings: RunSettings) -> tuple[lis
             options.failure_cases, id_prefix="warmstart-executor",
         )  # fmt: skip
     return challenger, executor
+
+
+def build_seed_tasks(path: str, n: int, options: WarmstartConfig, settings: RunSettings, exclude=()) -> list[CaTTask]:
+    """Write `n` good tasks per environment (seed stream seed + 20_000, none of them a training task) to `path`."""
+    excluded = set(exclude)
+    stream = dataclasses.replace(
+        options, seed=options.seed + SEED_TASKS_SEED_OFFSET, challenger_transcripts=3 * n + 10,
+        executor_transcripts=0, flawed_rate=0.0,
+    )  # fmt: skip
+    pool, _ = training_tasks(stream, settings)
+    chosen: list[CaTTask] = []
+    for name in dict.fromkeys(item.task.env for item in pool):
+        fresh = [g.task for g in pool if g.task.env == name and task_key(g.task) not in excluded]
+        if len(fresh) < n:
+            raise ValueError(f"only {len(fresh)} {name} seed tasks differ from the training set; ask for fewer")
+        chosen += fresh[:n]
+    save_tasks_jsonl(path, chosen)
+    return chosen
 
 
 def task_key(task: CaTTask) -> str:
@@ -365,6 +387,9 @@ def warmstart(options: WarmstartConfig, out_dir: str, run_cfg: RunConfig | None 
         save_trajectories(os.path.join(data_dir, "user_trajectories"), users)
     save_tasks_jsonl(os.path.join(data_dir, "challenger_tasks.jsonl"), [t.task for t in challenger_tasks])
     save_tasks_jsonl(os.path.join(data_dir, "executor_tasks.jsonl"), [t.task for t in executor_tasks])
+    if options.seed_tasks:
+        exclude = [task_key(t.task) for t in challenger_tasks + executor_tasks]
+        build_seed_tasks(os.path.join(out_dir, "seed_tasks.jsonl"), options.seed_tasks, options, settings, exclude)
     if options.heldout_tasks and settings.domains:
         exclude = [task_key(t.task) for t in challenger_tasks + executor_tasks]
         build_heldout(
