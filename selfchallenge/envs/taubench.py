@@ -141,6 +141,20 @@ def transfer_to_human_agents(data: dict, summary: str) -> str:
     return "Transfer successful"
 
 
+# --- what the discovery tools of both domains share ----------------------------------------------------------
+
+
+def pick_user(data: dict, rng: Any) -> tuple[str, dict, dict]:
+    """(user id, user record, payment methods without their repeated `id`) of a random user of the world."""
+    users = data["users"]
+    if not users:
+        raise ToolError("the world has no users")
+    user_id = rng.choice(sorted(users))
+    user = users[user_id]
+    methods = {key: {k: v for k, v in method.items() if k != "id"} for key, method in user["payment_methods"].items()}
+    return user_id, user, methods
+
+
 # --- world loading and caching ----------------------------------------------------------------------------
 
 

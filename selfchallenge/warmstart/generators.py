@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..envs.calculation.tools import PURE_TOOLS
@@ -145,6 +146,43 @@ def assemble(spec: Spec, flaw: str | None = None, max_failure_cases: int = 3) ->
     )
 
 
+def draw_distinct(
+    n: int,
+    rng: random.Random,
+    flawed_rate: float,
+    propose: Callable[[int, int], tuple[str, object] | None],
+    build: Callable[[object, str | None], GeneratedTask],
+    what: str,
+) -> list[GeneratedTask]:
+    """`n` generated tasks with distinct keys, a fraction `flawed_rate` of them flawed (the kinds of FLAWS in turn).
+
+    `propose(count, attempt)` draws a candidate from `rng` and returns (key, candidate), or None to draw again;
+    `build(candidate, flaw)` makes it a GeneratedTask, or raises ValueError to draw again."""
+    if not 0.0 <= flawed_rate <= 1.0:
+        raise ValueError(f"flawed_rate={flawed_rate} must be within [0, 1]")
+    flaws = list(FLAWS)
+    out: list[GeneratedTask] = []
+    seen: set[str] = set()
+    attempts = flawed = 0
+    while len(out) < n:
+        attempts += 1
+        if attempts > 50 * n + 100:
+            raise ValueError(f"could not draw {n} distinct tasks from {what}; ask for fewer")
+        proposal = propose(len(out), attempts)
+        if proposal is None or proposal[0] in seen:
+            continue
+        key, candidate = proposal
+        flaw = flaws[flawed % len(flaws)] if rng.random() < flawed_rate else None
+        try:
+            generated = build(candidate, flaw)
+        except ValueError:
+            continue
+        flawed += flaw is not None
+        seen.add(key)
+        out.append(generated)
+    return out
+
+
 def generate_tasks(
     n: int,
     seed: int,
@@ -158,28 +196,12 @@ def generate_tasks(
     unknown = [d for d in domains if d not in FAMILIES]
     if unknown or not domains:
         raise ValueError(f"unknown or no generator domain(s) {unknown}; choose from {list(FAMILIES)}")
-    if not 0.0 <= flawed_rate <= 1.0:
-        raise ValueError(f"flawed_rate={flawed_rate} must be within [0, 1]")
     rng = random.Random(f"warmstart-tasks-{seed}")
-    flaws = list(FLAWS)
-    out: list[GeneratedTask] = []
-    seen: set[str] = set()
-    attempts = flawed = 0
-    while len(out) < n:
-        attempts += 1
-        if attempts > 50 * n + 100:
-            raise ValueError(f"could not draw {n} distinct tasks from {list(domains)}; ask for fewer")
-        domain = domains[len(out) % len(domains)]
-        spec = rng.choice(FAMILIES[domain])(rng)
-        key = instance_key(spec.instruction, spec.inputs)
-        if key in seen:
-            continue
-        flaw = flaws[flawed % len(flaws)] if rng.random() < flawed_rate else None
-        try:
-            generated = assemble(spec, flaw, max_failure_cases)
-        except ValueError:
-            continue
-        flawed += flaw is not None
-        seen.add(key)
-        out.append(generated)
-    return out
+
+    def propose(count: int, _attempt: int) -> tuple[str, Spec]:
+        spec = rng.choice(FAMILIES[domains[count % len(domains)]])(rng)
+        return instance_key(spec.instruction, spec.inputs), spec
+
+    return draw_distinct(
+        n, rng, flawed_rate, propose, lambda spec, flaw: assemble(spec, flaw, max_failure_cases), str(list(domains))
+    )

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from ..envs import make_env
 from ..rollout.challenger import discovery_seed
 from ..tasks.record import CaTTask, instance_key, task_id
-from .generators import FLAWS, GeneratedTask
+from .generators import FLAWS, GeneratedTask, draw_distinct
 
 # executor script steps: ("code", python) an action, ("say", text) a message to the user, ("answer", text) a
 # final `Answer:`, ("user", line) the simulated user's line (its opening first; "###STOP###" ends the dialogue)
@@ -118,27 +118,21 @@ def generate_scripted_tasks(
     if not families:
         raise ValueError(f"no warm-start task families for {env_name}")
     rng = random.Random(f"warmstart-{env_name}-{seed}")
-    flaws = list(FLAWS)
-    out: list[GeneratedTask] = []
-    seen: set[str] = set()
-    attempts = flawed = 0
-    while len(out) < n:
-        attempts += 1
-        if attempts > 50 * n + 100:
-            raise ValueError(f"could not draw {n} distinct {env_name} tasks from this world; ask for fewer")
-        episode_id = f"{id_prefix}-{env_name}-{seed}-{attempts}"
+
+    def propose(_count: int, attempt: int) -> tuple[str, tuple[Script, str]] | None:
+        episode_id = f"{id_prefix}-{env_name}-{seed}-{attempt}"
         script = rng.choice(families)(rng, World(env_name, env_config, discovery_seed(episode_id)))
         if script is None:
-            continue
-        key = instance_key(script.instruction, None)
-        if key in seen:
-            continue
+            return None
         check_dialogue(env_name, script.dialogue)
-        flaw = flaws[flawed % len(flaws)] if rng.random() < flawed_rate else None
+        return instance_key(script.instruction, None), (script, episode_id)
+
+    def build(candidate: tuple[Script, str], flaw: str | None) -> GeneratedTask:
+        script, episode_id = candidate
         verifier, cases = _flawed_parts(script, flaw)
         cases = cases[: max(2, max_failure_cases)] if cases else cases
         task = CaTTask(
-            id=task_id(env_name, key, verifier),
+            id=task_id(env_name, instance_key(script.instruction, None), verifier),
             env=env_name,
             env_config=dict(env_config),
             instruction=script.instruction,
@@ -147,17 +141,14 @@ def generate_scripted_tasks(
             failure_cases=cases,
             provenance={"generator": script.family, "flaw": flaw},
         )
-        flawed += flaw is not None
-        seen.add(key)
-        out.append(
-            GeneratedTask(
-                task=task,
-                family=script.family,
-                flaw=flaw,
-                expected_reason=FLAWS[flaw] if flaw else "kept",
-                explore_actions=list(script.explore),
-                executor_script=list(script.dialogue),
-                episode_id=episode_id,
-            )
+        return GeneratedTask(
+            task=task,
+            family=script.family,
+            flaw=flaw,
+            expected_reason=FLAWS[flaw] if flaw else "kept",
+            explore_actions=list(script.explore),
+            executor_script=list(script.dialogue),
+            episode_id=episode_id,
         )
-    return out
+
+    return draw_distinct(n, rng, flawed_rate, propose, build, f"this {env_name} world")

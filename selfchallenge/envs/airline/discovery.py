@@ -7,7 +7,7 @@ import json
 import random
 
 from ..retail.schemas import function_schema, string
-from ..taubench import ToolError
+from ..taubench import ToolError, pick_user
 
 
 def _reservation_view(reservation: dict) -> dict:
@@ -26,20 +26,13 @@ def _reservation_view(reservation: dict) -> dict:
 
 def random_user(data: dict, rng: random.Random) -> str:
     """A random user: id, name, membership, payment methods, saved passengers and every reservation."""
-    users = data["users"]
-    if not users:
-        raise ToolError("the world has no users")
-    user_id = rng.choice(sorted(users))
-    user = users[user_id]
+    user_id, user, methods = pick_user(data, rng)
     reservations = [data["reservations"][r] for r in user.get("reservations", []) if r in data["reservations"]]
     view = {
         "user_id": user_id,
         "name": user["name"],
         "membership": user.get("membership"),
-        "payment_methods": {
-            method_id: {key: value for key, value in method.items() if key != "id"}
-            for method_id, method in user["payment_methods"].items()
-        },
+        "payment_methods": methods,
         "saved_passengers": user.get("saved_passengers", []),
         "reservations": [_reservation_view(reservation) for reservation in reservations],
     }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import random
 
-from ..taubench import ToolError
+from ..taubench import ToolError, pick_user
 from .schemas import function_schema, string
 
 ORDER_STATUSES = ("pending", "processed", "delivered", "cancelled")
@@ -29,21 +29,14 @@ def _order_view(order: dict) -> dict:
 
 def random_user(data: dict, rng: random.Random) -> str:
     """A random user: id, name, email, zip, payment methods and every order with its status and items."""
-    users = data["users"]
-    if not users:
-        raise ToolError("the world has no users")
-    user_id = rng.choice(sorted(users))
-    user = users[user_id]
+    user_id, user, methods = pick_user(data, rng)
     orders = [data["orders"][order_id] for order_id in user.get("orders", []) if order_id in data["orders"]]
     view = {
         "user_id": user_id,
         "name": user["name"],
         "email": user["email"],
         "zip": user["address"]["zip"],
-        "payment_methods": {
-            method_id: {key: value for key, value in method.items() if key != "id"}
-            for method_id, method in user["payment_methods"].items()
-        },
+        "payment_methods": methods,
         "orders": [_order_view(order) for order in orders],
     }
     return json.dumps(view)
