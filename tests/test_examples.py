@@ -66,3 +66,24 @@ def test_env_exec_runs_a_program_in_every_environment(tmp_path, env, env_config,
     out = json.loads(result.stdout)
     assert out["status"] == "ok" and out["answer"] == expect, out
     assert len(out["state_hash"]) == 64 and out["elapsed_s"] > 0
+
+
+def test_cli_errors_show_their_message_not_none(tmp_path, capsys, shared_data):
+    from selfchallenge.cli import main
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    tasks = shared_data / "taubench" / "retail" / "tasks_dev.json"
+    # a FileNotFoundError raised with a message (no strerror / filename): the message is what the user sees
+    assert main(["env", "replay", "--env", "retail", "--data-dir", str(empty), "--tasks", str(tasks)]) == 2
+    err = capsys.readouterr().err
+    assert "lacks the tau-bench retail files" in err and "None" not in err, err
+    # one the OS raised: its reason and the file
+    assert main(["env", "replay", "--env", "retail", "--tasks", str(tmp_path / "missing.json")]) == 2
+    assert "No such file or directory: " + str(tmp_path / "missing.json") in capsys.readouterr().err
+    # tau-bench tasks evaluated in a folder without the database: the error names the key and the fix
+    copied = empty / "tasks_dev.json"
+    copied.write_text(tasks.read_text())
+    assert main(["eval", f"eval.taubench_tasks.retail={copied}", f"run_dir={tmp_path / 'run'}"]) == 2
+    err = capsys.readouterr().err
+    assert "eval.taubench_tasks.retail" in err and "data_dir" in err and "None" not in err, err
