@@ -21,6 +21,7 @@ session's state is gone): they report status `session_lost`.
 from __future__ import annotations
 
 import itertools
+import os
 import queue
 import threading
 import time
@@ -31,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from selfchallenge.config import SandboxConfig
 from selfchallenge.sandbox import protocol
 from selfchallenge.sandbox.backend import Backend, WorkerProcess, make_backend
+from selfchallenge.tasks.check_rule import not_checked
 
 JOB_SLACK_S = 1.0  # per job inside a check: fork, kill, sweep and cleanup beyond the program's own deadline
 SESSION_SLOT_TIMEOUT_S = 600.0
@@ -233,10 +235,19 @@ class SandboxPool:
             return {"status": protocol.STATUS_INFRA_ERROR, "answer": None, "stdout": "", "error": str(exc)}
 
     def check(self, payload: dict, timeout_s: float | None = None, min_failure_cases: int = 1) -> dict:
-        """Check one Code-as-Task payload (CaTTask.sandbox_payload()); returns {kept, reason, stage, ...}."""
+        """Check one Code-as-Task payload (CaTTask.sandbox_payload()); returns {kept, reason, stage, ...}.
+
+        A payload whose env_config.data_dir is missing or outside the mounted data roots gets its own verdict
+        (data_dir_missing / data_dir_not_allowed) without reaching the sandbox."""
         _validate_payload(payload, "payload")
         timeout = timeout_s or self.cfg.program_timeout_s
         task = {name: payload[name] for name in TASK_FIELDS}
+        data_dir = task["env_config"].get("data_dir")
+        if data_dir is not None:
+            visible = self.sandbox_path(data_dir)
+            if isinstance(visible, tuple):
+                return not_checked(*visible)
+            task["env_config"] = {**task["env_config"], "data_dir": visible}
         message = {"op": "check", "task": task, "timeout_s": timeout, "min_failure_cases": min_failure_cases}
         jobs = 2 * (1 + len(task["failure_cases"]))  # each program and each verifier call
         try:
@@ -275,6 +286,27 @@ class SandboxPool:
         with ThreadPoolExecutor(max_workers=self.cfg.num_workers) as executor:
             return list(executor.map(one, payloads))
 
+    def sandbox_path(self, data_dir) -> str | tuple[str, str]:
+        """Where a record's data_dir is inside the sandbox, or (reason, detail) when it is not mounted there: only
+        folders under the data roots this pool mounts (after resolving symlinks) are."""
+        if not isinstance(data_dir, str) or not data_dir:
+            return "bad_env_config", f"env_config.data_dir must be a folder path, got {data_dir!r}"
+        real = os.path.realpath(data_dir)
+        for root in self.backend.data_dirs:
+            root_real = os.path.realpath(root)
+            if real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep):
+                if not os.path.isdir(real):
+                    return "data_dir_missing", f"env_config.data_dir={data_dir!r} does not exist"
+                return root + real[len(root_real) :]
+        if not os.path.isdir(real):
+            return "data_dir_missing", f"env_config.data_dir={data_dir!r} does not exist"
+        roots = ", ".join(self.backend.data_dirs) or "none"
+        return (
+            "data_dir_not_allowed",
+            f"env_config.data_dir={data_dir!r} is outside the mounted data roots ({roots}); give its folder with "
+            "--data-root or sandbox.data_dirs",
+        )
+
     def _one_shot(self, message: dict, host_timeout_s: float) -> dict:
         if self._closed:
             raise RuntimeError("the sandbox pool is closed")
@@ -293,8 +325,9 @@ class SandboxPool:
             self._idle.put(handle)
 
     # -- sessions ------------------------------------------------------------------------------------------
-    def open_session(self, env: str, env_config: dict | None = None) -> Session:
-        """A new session on a fresh environment. Blocks while max_sessions sessions are open."""
+    def open_session(self, env: str, env_config: dict | None = None, tool_set: str = "executor") -> Session:
+        """A new session on a fresh environment whose program gets `tool_set`'s tools (envhost.TOOL_SETS).
+        Blocks while max_sessions sessions are open."""
         if self._closed:
             raise RuntimeError("the sandbox pool is closed")
         if not self._session_slots.acquire(timeout=SESSION_SLOT_TIMEOUT_S):
@@ -309,7 +342,13 @@ class SandboxPool:
             handle = handle or self._new_handle()
             handle.busy = True
             session_id = uuid.uuid4().hex
-            message = {"op": "session_open", "session_id": session_id, "env": env, "env_config": env_config or {}}
+            message = {
+                "op": "session_open",
+                "session_id": session_id,
+                "env": env,
+                "env_config": env_config or {},
+                "tool_set": tool_set,
+            }
             faults = []
             for _attempt in range(2):  # nothing is lost yet, so a fault here is retried once
                 try:
