@@ -16,8 +16,8 @@ class RaySandbox:
     def __init__(self, actor):
         self.actor = actor
 
-    async def open_session(self, env: str, env_config: dict) -> str:
-        opened = await self.actor.open_session.remote(env, env_config)
+    async def open_session(self, env: str, env_config: dict, tool_set: str = "executor") -> str:
+        opened = await self.actor.open_session.remote(env, env_config, tool_set)
         return opened["session_id"]
 
     async def session_exec(self, session_id: str, code: str) -> dict:
@@ -43,8 +43,8 @@ class LocalSandbox:
         self.pool = pool
         self._sessions: dict = {}
 
-    async def open_session(self, env: str, env_config: dict) -> str:
-        session = await asyncio.to_thread(self.pool.open_session, env, env_config)
+    async def open_session(self, env: str, env_config: dict, tool_set: str = "executor") -> str:
+        session = await asyncio.to_thread(self.pool.open_session, env, env_config, tool_set)
         self._sessions[session.session_id] = session
         return session.session_id
 

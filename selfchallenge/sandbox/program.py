@@ -45,7 +45,7 @@ class _Refs:
             label = "iterable"
         else:
             raise TypeError(
-                f"a {kind.__name__} cannot be sent to the environment: tools take plain data (str, int, float, "
+                f"{kind.__name__!r} objects cannot be sent to the environment: tools take plain data (str, int, float, "
                 "bool, None, list, tuple, dict, set, bytes), functions and iterables"
             )
         self.objects.append(obj)

@@ -75,7 +75,7 @@ def encode(value: Any, on_object: Callable[[Any], Any] | None = None, lenient: b
     if lenient:
         return _repr(value)
     raise TypeError(
-        f"a {type(value).__name__} cannot be sent to the environment: tools take plain data (str, int, float, "
+        f"{type(value).__name__!r} objects cannot be sent to the environment: tools take plain data (str, int, float, "
         "bool, None, list, tuple, dict, set, bytes), functions and iterables"
     )
 
