@@ -136,10 +136,15 @@ def remove_sysv_ipc() -> int:
 def empty_dir(root: str, keep: frozenset[str] = frozenset()) -> bool:
     """Delete everything in `root` except the entries named in `keep`, whatever its modes or depth: each directory
     is made accessible, emptied of files, and its subdirectories are moved up into `root` (so nothing ever gets
-    deep), then removed. Never follows symlinks. Returns True when nothing but `keep` is left."""
+    deep), then removed. Never follows symlinks, never enters another filesystem (a data dir mounted under the
+    scratch root stays as it is). Returns True when nothing but `keep` (and such mounts) is left."""
+    try:
+        device = os.stat(root).st_dev
+    except OSError:
+        return False
     for _round in range(100_000):  # each round removes at least one entry; inodes are capped by the tmpfs
         try:
-            entries = [entry for entry in os.scandir(root) if entry.name not in keep]
+            entries = [entry for entry in os.scandir(root) if entry.name not in keep and _same_device(entry, device)]
         except OSError:
             return False
         if not entries:
@@ -150,6 +155,13 @@ def empty_dir(root: str, keep: frozenset[str] = frozenset()) -> bool:
         if not progressed:
             return False
     return False
+
+
+def _same_device(entry: os.DirEntry, device: int) -> bool:
+    try:
+        return entry.stat(follow_symlinks=False).st_dev == device
+    except OSError:
+        return True  # gone already, or unreadable: let the removal try
 
 
 def _remove_entry(root: str, entry: os.DirEntry) -> bool:

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import builtins
 import gc
-import itertools
 import os
+import secrets
 import select
 import signal
 import socket
@@ -78,6 +78,7 @@ class ProgramLink:
         self.output_cap = limits.max_output_chars * 4 + 4  # UTF-8 bytes for max_output_chars characters
         self.output_dropped = False
         self.too_large = False
+        self.garbled = False  # the program sent something that is not a message: it is killed at once
         self.deadline: float | None = None
         if out_fd is not None:
             os.set_blocking(out_fd, False)
@@ -104,6 +105,7 @@ class ProgramLink:
                 try:
                     return protocol.decode(line)
                 except protocol.FrameGarbage:
+                    self.garbled = True
                     raise _LinkBroken from None
             watch = [self.fd] if self.out_fd is None else [self.fd, self.out_fd]
             remaining = None if self.deadline is None else self.deadline - time.monotonic()
@@ -254,7 +256,6 @@ class EnvHost:
         self.deadline: float | None = None  # of the program or step being served (isolated_eval waits up to it)
         self.scratch = "/"
         self.session: tuple[int, ProgramLink] | None = None
-        self._steps = itertools.count(1)
         calculation_tools.expression_evaluator = self.isolated_eval
 
     def loop(self) -> None:
@@ -412,8 +413,9 @@ class EnvHost:
         except _Deadline:
             timed_out = True
         except _LinkBroken:
-            # No "done": the process died, closed its socket or sent garbage. Its exit status says which.
-            timed_out = not link.too_large and not self._wait_exit(pid)
+            # No "done": the process died or closed its socket (wait for its exit status, up to its deadline), or
+            # sent garbage or too much (it is killed now).
+            timed_out = not (link.too_large or link.garbled) and not self._wait_exit(pid)
         status = self._end_program(pid, link)
         self.deadline = None
         text = link.output.decode("utf-8", errors="replace")
@@ -454,12 +456,12 @@ class EnvHost:
         timeout_s = float(request["timeout_s"])
         self.deadline = link.deadline = started + timeout_s + float(request.get("grace_s") or 1.0)
         self.terminated = []
-        step = next(self._steps)
+        step = secrets.token_hex(8)  # a "done" for a step the program cannot know yet is never taken for it
         self._freeze(False)
         try:
             link.send({"op": "exec", "step": step, "code": request["code"], "timeout_s": timeout_s})
             done = self.serve(link)
-            while done.get("step") != step:  # a "done" left over from an earlier, interrupted step
+            while done.get("step") != step:  # left over from an interrupted step, or forged
                 done = self.serve(link)
         except _Deadline:
             self._end_program(pid, link)

@@ -66,7 +66,9 @@ class ToolChannel:
         self.max_message_bytes = max_message_bytes
         self.reader = protocol.LineReader(fd, max_message_bytes + protocol.ENVELOPE_SLACK_BYTES)
         self.lock = threading.RLock()  # one call at a time; callbacks may call tools again (same thread)
+        self._write_lock = threading.Lock()  # whole messages only, whichever thread writes
         self._ids = itertools.count(1)
+        self._requests: list[dict] = []  # a session's next code action, read by a thread waiting for a tool
 
     def send(self, message: dict) -> None:
         data = wire.dumps(message)
@@ -75,15 +77,22 @@ class ToolChannel:
         # A step's SIGALRM must not cut a message in half (the env host would take the rest as garbage).
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, _ALARM)
         try:
-            protocol.write_all(self.fd, data)
+            with self._write_lock:
+                protocol.write_all(self.fd, data)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
     def receive(self) -> dict:
+        """The next message (callers hold self.lock: one reader at a time)."""
         try:
             return self.reader.read_message()
         except protocol.ProtocolError as exc:
             raise ConnectionError(f"the environment's process is gone ({exc})") from None
+
+    def next_request(self) -> dict:
+        """A session's next request from the env host, whichever thread happened to read it."""
+        with self.lock:
+            return self._requests.pop(0) if self._requests else self.receive()
 
     def call(self, name: str, args: tuple, kwargs: dict) -> Any:
         with self.lock:
@@ -99,6 +108,9 @@ class ToolChannel:
             self.send(message)
             while True:
                 reply = self.receive()
+                if reply.get("op") == "exec":  # the next code action, read while waiting: it is not ours
+                    self._requests.append(reply)
+                    continue
                 if reply.get("id") != call_id:
                     continue  # the late answer to a call an interrupted step gave up on
                 op = reply.get("op")
@@ -210,7 +222,7 @@ def serve_session(docs: dict, program_globals: dict, max_message_bytes: int, out
     signal.signal(signal.SIGALRM, _on_alarm)
     while True:
         try:
-            request = channel.receive()
+            request = channel.next_request()
         except ConnectionError:
             return
         if request.get("op") != "exec":
