@@ -224,7 +224,7 @@ class SandboxPool:
         message = {
             "op": "run",
             "env": env,
-            "env_config": env_config or {},
+            "env_config": self._visible(env_config or {}),
             "code": code,
             "timeout_s": timeout,
             "return_state": return_state,
@@ -307,6 +307,15 @@ class SandboxPool:
             "--data-root or sandbox.data_dirs",
         )
 
+    def _visible(self, env_config: dict) -> dict:
+        """env_config with its data_dir as the sandbox sees it; SandboxRequestError when it is not mounted."""
+        if not isinstance(env_config, dict) or env_config.get("data_dir") is None:
+            return env_config
+        visible = self.sandbox_path(env_config["data_dir"])
+        if isinstance(visible, tuple):
+            raise SandboxRequestError(f"{visible[1]}: it is not visible inside the sandbox ({visible[0]})")
+        return {**env_config, "data_dir": visible}
+
     def _one_shot(self, message: dict, host_timeout_s: float) -> dict:
         if self._closed:
             raise RuntimeError("the sandbox pool is closed")
@@ -346,7 +355,7 @@ class SandboxPool:
                 "op": "session_open",
                 "session_id": session_id,
                 "env": env,
-                "env_config": env_config or {},
+                "env_config": self._visible(env_config or {}),
                 "tool_set": tool_set,
             }
             faults = []
