@@ -105,7 +105,13 @@ class EnvHostLink:
     def ask(self, message: dict, deadline: float) -> dict:
         """The reply, or raises protocol.FrameTimeout (stopped or stuck) / ProtocolError, OSError (killed)."""
         protocol.write_all_before(self.fd, wire.dumps(message), deadline)
-        return self.reader.read_message(deadline)
+        line = self.reader.read_line(deadline)
+        # The env host's own encoding of bounded data (what it took from a program, it decoded with
+        # loads_untrusted): plain json.loads, without walking a large state a second time for its depth.
+        try:
+            return json.loads(line)
+        except (ValueError, RecursionError):
+            raise protocol.FrameGarbage("the env host sent a line that is not JSON") from None
 
 
 # --- results from untrusted processes -------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import builtins
 import gc
+import json
 import os
 import secrets
 import select
@@ -261,13 +262,13 @@ class EnvHost:
     def loop(self) -> None:
         while True:
             try:
-                request = self.reader.read_message()
-            except protocol.ProtocolError:
+                request = json.loads(self.reader.read_line())  # the worker's: trusted
+            except (protocol.ProtocolError, ValueError):
                 return  # the worker closed our socket: this check or session is over
             reply = self.handle(request)
-            protocol.write_all(self.control_fd, wire.dumps(reply))
+            protocol.write_all(self.control_fd, reply if isinstance(reply, bytes) else wire.dumps(reply))
 
-    def handle(self, request: dict) -> dict:
+    def handle(self, request: dict) -> dict | bytes:
         op = request.get("op")
         if op == "program":
             return self.run_program(request)
@@ -401,7 +402,8 @@ class EnvHost:
             if pidfd is not None:
                 os.close(pidfd)
 
-    def run_program(self, request: dict) -> dict:
+    def run_program(self, request: dict) -> dict | bytes:
+        """One program to its end; its report, or that report already encoded (the common case)."""
         self._use(request)
         timeout_s = float(request["timeout_s"])
         self.deadline = time.monotonic() + timeout_s
@@ -427,12 +429,16 @@ class EnvHost:
             "stdout": text[: self.limits.max_output_chars],
             "stdout_truncated": link.output_dropped or len(text) > self.limits.max_output_chars,
         }
-        if not timed_out and not link.too_large:
-            reply.update(self.snapshot(include_state=True))
-            # The result (the program's answer and the state) is capped at max_result_bytes, as a whole.
-            if len(wire.dumps({"program": done, "state": reply.get("state")})) > self.limits.max_result_bytes:
-                reply.update(program=None, state=None, output_limit=True)
-        return reply
+        if timed_out or link.too_large:
+            return reply
+        reply.update(self.snapshot(include_state=True))
+        # Encoded field by field (once): the result -- the program's answer and the state -- is capped at
+        # max_result_bytes as a whole.
+        parts = {key: wire.dumps_value(value) for key, value in reply.items()}
+        if len(parts["program"]) + len(parts["state"]) > self.limits.max_result_bytes:
+            reply.update(program=None, state=None, output_limit=True)
+            return reply
+        return ("{" + ",".join(f'"{key}":{text}' for key, text in parts.items()) + "}\n").encode("ascii")
 
     # -- sessions ----------------------------------------------------------------------------------------
     def open_session(self, request: dict) -> dict:

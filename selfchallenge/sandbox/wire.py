@@ -27,7 +27,12 @@ _FLOATS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 def dumps(message: dict) -> bytes:
     """One message as an ASCII JSON line."""
-    return (json.dumps(message, ensure_ascii=True, allow_nan=False, separators=(",", ":")) + "\n").encode("ascii")
+    return (dumps_value(message) + "\n").encode("ascii")
+
+
+def dumps_value(value: Any) -> str:
+    """A JSON value as compact ASCII text."""
+    return json.dumps(value, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
 
 
 def encode(value: Any, on_object: Callable[[Any], Any] | None = None, lenient: bool = False, _depth: int = 0) -> Any:
