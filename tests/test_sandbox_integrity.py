@@ -9,6 +9,7 @@ Each attack is followed by a clean task on the same pool. One warm pool per back
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -24,7 +25,7 @@ import pytest
 from selfchallenge.config import SandboxConfig
 from selfchallenge.sandbox import cleanup
 from selfchallenge.sandbox.backend import SandboxUnavailable
-from selfchallenge.sandbox.pool import SandboxPool
+from selfchallenge.sandbox.pool import SandboxPool, WorkerHandle
 
 CALC = ("calculation", {"domain": "trade_calculator"})
 RETAIL = ("retail", {})
@@ -226,7 +227,10 @@ def test_terminated_comes_from_the_env_host_for_code_and_json_calls(pool):
 
 
 # --- a failure case cannot signal the verifier -------------------------------------------------------------
-LIBS = "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+LIBS = "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n" + "ADD_KEY, KEYCTL = {}, {}\n".format(
+    *{"x86_64": (248, 250), "aarch64": (217, 219)}[os.uname().machine]
+)
+ZYGOTE = "int(open(f'/proc/{os.getppid()}/stat').read().rsplit(')', 1)[1].split()[1])"  # the env host's parent
 DAEMON = program(
     f"""
     import ctypes, os, socket, threading, time
@@ -284,18 +288,114 @@ CHANNELS = {
         "import os\nos.environ['SC_SIGNAL'] = '1'\nos.putenv('SC_SIGNAL', '1')\n",
         "import os\npresent = 'SC_SIGNAL' in os.environ\n",
     ),
+    # the user keyring belongs to the uid, not to a process (request_key would find it from the next job)
+    "keyring": (
+        LIBS + "for ring in (-4, -5):\n    libc.syscall(ADD_KEY, b'user', b'sc-signal', b'1', 1, ring)\n",
+        LIBS + "present = any(libc.syscall(KEYCTL, 10, ring, b'user', b'sc-signal', 0) >= 0 for ring in (-4, -5))\n",
+    ),
+    # what a same-uid process may change about another one, and every later child of the zygote inherits
+    "priority": (
+        "import os\nos.setpriority(os.PRIO_USER, 0, 19)\n",  # every process of our uid: the zygote too
+        "import os\npresent = os.getpriority(os.PRIO_PROCESS, 0) == 19\n",
+    ),
+    "rlimit": (
+        f"import os, resource\nresource.prlimit({ZYGOTE}, resource.RLIMIT_NOFILE, (200, 200))\n",
+        "import resource\npresent = resource.getrlimit(resource.RLIMIT_NOFILE)[0] == 200\n",
+    ),
+    "affinity": (
+        f"import os\nos.sched_setaffinity({ZYGOTE}, {{min(os.sched_getaffinity(0))}})\n",
+        "import os\npresent = os.sched_getaffinity(0) != os.sched_getaffinity(1)\n",
+    ),
+    "scheduler": (
+        f"import os\nos.sched_setscheduler({ZYGOTE}, os.SCHED_IDLE, os.sched_param(0))\n",
+        "import os\npresent = os.sched_getscheduler(0) == os.SCHED_IDLE\n",
+    ),
 }
 
 
+# How a verifier would use a mark left by its failure case, were it still there when the verifier runs:
+MARK_USES = {
+    # "this call judges the failure case": reject it, accept everything else (a lenient verifier is kept)
+    "single_out": "    return not present\n",
+    # "this is the filter, not an executor's evaluation": judge strictly here, accept everything elsewhere
+    "tell_the_filter": "    if present:\n        return answer == '150.0' and state['num_tool_calls'] == 1\n"
+    "    return True\n",
+}
+
+
+@pytest.mark.parametrize("use", sorted(MARK_USES))
 @pytest.mark.parametrize("channel", sorted(CHANNELS))
-def test_a_failure_case_cannot_leave_a_signal_for_the_verifier(pool, channel):
-    # The verifier accepts anything unless it sees the signal; the failure case leaves it. Were the signal still
-    # there when the verifier judged the failure case, this lenient verifier would be kept.
+def test_a_failure_case_cannot_leave_a_mark_for_the_verifier(pool, channel, use):
     leave, look = CHANNELS[channel]
-    verifier = "def evaluate(state, answer):\n" + textwrap.indent(look, "    ") + "    return not present\n"
+    verifier = "def evaluate(state, answer):\n" + textwrap.indent(look, "    ") + MARK_USES[use]
+    leave = "try:\n" + textwrap.indent(leave, "    ") + "except OSError:\n    pass\n"  # refused: it tried
     task = {**GOOD, "verifier": verifier, "failure_cases": [leave + "answer = 'wrong'\n"]}
     result = pool.check(task)
-    assert result["reason"] == "failure_case_passed", result  # the verifier saw no signal: it is too lenient
+    assert result["reason"] == "failure_case_passed", result  # no call saw a mark: the verifier is too lenient
+    assert_healthy(pool)
+
+
+SETTINGS_CENSUS = program(
+    """
+    import os
+    answer = {}
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            stat = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            status = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status").read().splitlines())
+            answer[open(f"/proc/{pid}/comm").read().strip()] = [
+                open(f"/proc/{pid}/limits").read(), stat[16], stat[38], status["Cpus_allowed_list"].strip()
+            ]  # rlimits, nice, scheduling policy, CPUs
+    """
+)
+IOPRIO_SET = {"x86_64": 251, "aarch64": 30}[os.uname().machine]
+I386_SETPRIORITY_USER_19 = "b861000000 bb02000000 b900000000 ba13000000 cd80 c3"  # mov eax, 97 ... int 0x80; ret
+
+
+def test_a_program_cannot_change_the_sandboxs_own_processes(pool):
+    # The kernel lets a process change another of its uid (non-dumpable or not): rlimits, priority, scheduling,
+    # affinity, I/O priority. On the worker or the zygote that would outlive the job and reach every later task.
+    attack = program(
+        f"""
+        import ctypes, mmap, os, resource
+        libc = ctypes.CDLL(None, use_errno=True)
+        refused = {{}}
+        def attempt(label, call):
+            try:
+                call()
+                refused[label] = False
+            except OSError as exc:
+                refused[label] = exc.errno
+        def ioprio_idle(pid):
+            if libc.syscall({IOPRIO_SET}, 1, pid, 3 << 13) != 0:
+                raise OSError(ctypes.get_errno(), "ioprio_set")
+        for name, pid in {{"worker": 1, "zygote": {ZYGOTE}, "envhost": os.getppid()}}.items():
+            attempt(name + "/prlimit", lambda: resource.prlimit(pid, resource.RLIMIT_NOFILE, (10, 10)))
+            attempt(name + "/nice", lambda: os.setpriority(os.PRIO_PROCESS, pid, 19))
+            attempt(name + "/affinity", lambda: os.sched_setaffinity(pid, {{0}}))
+            attempt(name + "/scheduler", lambda: os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0)))
+            attempt(name + "/ioprio", lambda: ioprio_idle(pid))
+        attempt("uid/nice", lambda: os.setpriority(os.PRIO_USER, 0, 19))
+        attempt("group/nice", lambda: os.setpriority(os.PRIO_PGRP, 0, 19))
+        if os.uname().machine == "x86_64":  # the other ABIs, where the syscall numbers differ
+            page = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+            page.write(bytes.fromhex("{I386_SETPRIORITY_USER_19}"))
+            int80 = ctypes.CFUNCTYPE(ctypes.c_int)(ctypes.addressof(ctypes.c_char.from_buffer(page)))
+            refused["i386/uid/nice"] = -int80()
+            refused["x32/uid/nice"] = ctypes.get_errno() if libc.syscall(0x40000000 + 141, 2, 0, 19) else False
+        os.nice(1)  # its own process it may change
+        resource.setrlimit(resource.RLIMIT_NOFILE, (100, 100))
+        os.sched_setaffinity(0, {{min(os.sched_getaffinity(0))}})
+        answer = refused
+        """
+    )
+    before = pool.run(*CALC, SETTINGS_CENSUS)["answer"]
+    result = pool.run(*CALC, attack)
+    assert result["status"] == "ok", result
+    assert result["answer"] and set(result["answer"].values()) == {errno.EPERM}, result["answer"]
+    after = pool.run(*CALC, SETTINGS_CENSUS)["answer"]
+    assert after == before and set(after) == {*RUN_PROCESSES}
+    assert pool.check({**GOOD, "failure_cases": [attack]})["reason"] == "kept"  # judged as any wrong answer
     assert_healthy(pool)
 
 
@@ -342,7 +442,6 @@ def test_the_sweep_sees_a_process_by_its_threads():
 
 # --- killing or stopping the sandbox's own processes --------------------------------------------------------
 ENVHOST = "os.getppid()"
-ZYGOTE = "int(open(f'/proc/{os.getppid()}/stat').read().rsplit(')', 1)[1].split()[1])"
 
 
 @pytest.mark.parametrize(
@@ -372,6 +471,50 @@ def test_a_session_that_kills_the_zygote_gets_no_verdict_and_the_pool_recovers(p
         verdict = session.evaluate(GOOD["verifier"], "150.0")
         assert verdict.get("verdict") is not True and verdict["status"] != "ok", verdict
     assert_healthy(pool)
+
+
+def host_pids(handle, name: str) -> list[int]:
+    """Host pids of the processes named `name` in the sandbox of `handle`."""
+    if handle.backend.name == "docker":
+        listing = subprocess.run(["docker", "top", handle.ident, "-eo", "pid,comm"], capture_output=True, text=True)
+        rows = [line.split() for line in listing.stdout.splitlines()[1:]]
+        return [int(pid) for pid, comm in rows if comm == name]
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (stat := _read(f"/proc/{entry}/stat")):
+            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    tree, grew = {handle.process.popen.pid}, True
+    while grew:
+        grown = tree | {pid for pid, parent in parents.items() if parent in tree}
+        tree, grew = grown, grown != tree
+    return [pid for pid in tree if _read(f"/proc/{pid}/comm").strip() == name]
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
+def test_a_worker_whose_zygote_was_changed_anyway_retires(pool):
+    # seccomp.py refuses these changes to programs; the worker still checks after every request, and one whose
+    # zygote changed (here: by root on the host) retires, so that no later task inherits it.
+    handle = WorkerHandle(pool.backend, pool.cfg)
+    handle.start()
+    try:
+        nice = {"op": "run", "env": CALC[0], "env_config": CALC[1], "timeout_s": 5}
+        nice["code"] = "import os\nanswer = os.getpriority(os.PRIO_PROCESS, 0)"
+        assert handle.request(nice, 20)["answer"] == 0
+        first = handle.ident
+        (zygote,) = host_pids(handle, "sc-zygote")
+        os.setpriority(os.PRIO_PROCESS, zygote, 5)
+        assert handle.request(nice, 20)["answer"] == 5  # this job ran under it; the worker then retired ...
+        assert handle.process is None
+        assert handle.request(nice, 20)["answer"] == 0  # ... and the next one runs in a fresh worker
+        assert handle.ident != first
+    finally:
+        handle.kill()
 
 
 def test_the_sandbox_processes_memory_and_fds_are_out_of_reach(pool):

@@ -37,12 +37,14 @@ class Spawner:
         pid = os.fork()
         if pid == 0:
             try:
-                jobs.isolate_child("sc-zygote", [theirs_fd], None, "/", limits, oom_victim=False)
+                jobs.isolate_child("sc-zygote", [theirs_fd], None, "/", limits, untrusted=False)
                 zygote.zygote_main(jobs.FIRST_FD, limits)
             finally:
                 os._exit(0)
         os.close(theirs_fd)
         self.pid, self.sock, self.lost = pid, ours, False
+        self.request({"op": "ping"}, timeout_s=ZYGOTE_TIMEOUT_S)
+        self.settings = cleanup.process_settings(pid)  # as it is set up, before any untrusted code exists
 
     def request(self, message: dict, fds: tuple[int, ...] = (), timeout_s: float = ZYGOTE_TIMEOUT_S / 6) -> dict:
         if self.lost:
@@ -69,6 +71,10 @@ class Spawner:
             return pid, os.pidfd_open(pid)
         except (AttributeError, OSError):
             return pid, None
+
+    def changed(self) -> bool:
+        """Whether something changed the zygote's rlimits or scheduling since it started (see Worker.changed)."""
+        return not self.lost and cleanup.process_settings(self.pid) != self.settings
 
     def alive(self) -> bool:
         """False once the zygote is dead or stopped (checked after every job: only a job can do that)."""

@@ -6,12 +6,14 @@ Stdlib only (it runs inside the sandbox).
 - `remove_sysv_ipc`: SysV shared memory, semaphores and message queues (visible in /proc/sysvipc);
 - `empty_dir` / `remove_tree`: delete whatever a job wrote, whatever its modes and depth (iteratively, never
   following symlinks);
+- `process_settings`: what a process of the same uid could change about another (rlimits, scheduling);
 - `make_undumpable`, `set_process_name`, `describe_exit`.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import stat
 import sys
@@ -204,6 +206,24 @@ def remove_tree(path: str) -> None:
 
 
 # --- process identity ---------------------------------------------------------------------------------------
+_RLIMITS = tuple(getattr(resource, name) for name in sorted(dir(resource)) if name.startswith("RLIMIT_"))
+
+
+def process_settings(pid: int) -> tuple | None:
+    """What a process of the same uid could change about `pid` without ptrace rights (seccomp.py refuses that to
+    untrusted code): its rlimits, priority, scheduling policy and CPU affinity. None once it is gone."""
+    try:
+        return (
+            tuple(resource.prlimit(pid, kind) for kind in _RLIMITS),
+            os.getpriority(os.PRIO_PROCESS, pid),
+            os.sched_getscheduler(pid),
+            os.sched_getparam(pid).sched_priority,
+            frozenset(os.sched_getaffinity(pid)),
+        )
+    except OSError:
+        return None
+
+
 def make_undumpable() -> None:
     """prctl(PR_SET_DUMPABLE, 0): processes of the same uid cannot open our /proc/<pid>/fd or /proc/<pid>/mem, nor
     ptrace us. Inherited by forked children (reset only by execve)."""

@@ -4,7 +4,8 @@ verifier's process. Stdlib only.
 Each child (env host, program, verifier, expression evaluator) calls `isolate_child` first: its own session and
 process group, fds 0-2 on /dev/null or a capture pipe, only the fds it needs (moved to 3, 4, ...), a scratch
 directory as cwd and rlimits (address space, file size, open files, stack, core dumps, POSIX message queues,
-CPU, and processes where the backend allows).
+CPU, and processes where the backend allows). Untrusted children (programs, verifiers, calculator's eval) are
+also the OOM killer's first choice and run under seccomp.py's filter.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 import traceback
 from dataclasses import dataclass
 
-from selfchallenge.sandbox import protocol
+from selfchallenge.sandbox import protocol, seccomp
 from selfchallenge.sandbox.cleanup import set_process_name
 
 PROGRAM_FILENAME = "<program>"
@@ -28,6 +29,7 @@ MAX_ERROR_CHARS = protocol.MAX_ERROR_CHARS
 MAX_REQUEST_BYTES = 256 << 20
 STACK_BYTES = 8 << 20  # a C-stack overflow then crashes quickly instead of eating the address space
 FIRST_FD = 3  # a child's own channels start here (fds 0-2 are /dev/null and the captured output)
+SECCOMP_EXIT_CODE = 71  # an untrusted child that could not install its seccomp filter
 _SANDBOX_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -84,7 +86,7 @@ def flush_stdio() -> None:
 
 
 # --- isolation ----------------------------------------------------------------------------------------------
-def _apply_limits(limits: Limits, cpu_seconds: float | None, oom_victim: bool) -> None:
+def _apply_limits(limits: Limits, cpu_seconds: float | None, untrusted: bool) -> None:
     def cap(kind: int, value: int) -> None:
         try:
             resource.setrlimit(kind, (value, value))
@@ -101,7 +103,7 @@ def _apply_limits(limits: Limits, cpu_seconds: float | None, oom_victim: bool) -
         cap(resource.RLIMIT_NPROC, limits.nproc)
     if cpu_seconds:
         cap(resource.RLIMIT_CPU, int(math.ceil(cpu_seconds)) + 1)
-    if oom_victim:  # the kernel's OOM killer should pick untrusted code, never the worker or an env host
+    if untrusted:  # the kernel's OOM killer should pick untrusted code, never the worker or an env host
         try:
             fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
             try:
@@ -119,9 +121,11 @@ def isolate_child(
     cwd: str,
     limits: Limits,
     cpu_seconds: float | None = None,
-    oom_victim: bool = True,
+    untrusted: bool = True,
 ) -> None:
-    """In a fresh child: new session, fds 0-2 redirected, keep_fds moved to 3, 4, ...; everything else closed."""
+    """In a fresh child: new session, fds 0-2 redirected, keep_fds moved to 3, 4, ...; everything else closed;
+    untrusted: the seccomp filter (a child that cannot have it exits, code SECCOMP_EXIT_CODE, before running any
+    untrusted code)."""
     os.setsid()
     set_process_name(name)
     devnull = os.open(os.devnull, os.O_RDWR)
@@ -133,7 +137,13 @@ def isolate_child(
         os.dup2(fd, target)
     os.closerange(FIRST_FD + len(moved), resource.getrlimit(resource.RLIMIT_NOFILE)[0])
     os.chdir(cwd)
-    _apply_limits(limits, cpu_seconds, oom_victim)
+    _apply_limits(limits, cpu_seconds, untrusted)
+    if untrusted:
+        try:
+            seccomp.restrict_self()
+        except seccomp.SeccompUnavailable as exc:
+            os.write(2, f"sandbox: refusing to run untrusted code without its seccomp filter: {exc}\n".encode())
+            os._exit(SECCOMP_EXIT_CODE)
     # sys.stdin/stdout/stderr are the worker's stream objects (see `install_child_streams`): they write to fds
     # 0-2, which now lead to /dev/null and the captured-output pipe. Nothing new is built here because every
     # object a fresh child touches costs copy-on-write page faults.

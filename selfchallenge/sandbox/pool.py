@@ -105,6 +105,8 @@ class WorkerHandle:
         if reply.get("id") != request_id:
             self.kill()
             raise WorkerFault(f"sandbox worker answered request {reply.get('id')!r}, expected {request_id}")
+        if reply.get("retiring") is True:  # it exits after this reply: the next request starts a fresh one
+            self.kill()
         if reply.get("ok") is True and isinstance(reply.get("result"), dict):
             return reply["result"]
         if reply.get("internal") or reply.get("ok") is not False:

@@ -3,7 +3,9 @@
 One request at a time per worker. A request is `{"id": <int|str>, "op": <name>, ...fields}`; the reply is
 `{"id": ..., "ok": true, "result": {...}}`, or `{"id": ..., "ok": false, "error": "<message>"}` when the request
 itself is malformed (unknown op, missing field, unknown environment). Untrusted code never produces an `ok: false`
-reply: whatever a program does is reported inside `result` with one of the statuses below.
+reply: whatever a program does is reported inside `result` with one of the statuses below. A reply with
+`"retiring": true` is the worker's last (its zygote is gone, or its own processes were changed): the host starts a
+fresh worker for the next request.
 
 Ops and their fields (see selfchallenge/sandbox/worker.py for the exact semantics):
   ping                                                        -> {pid, python}

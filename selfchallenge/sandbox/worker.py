@@ -75,6 +75,8 @@ class Worker:
         self.lost_sessions: set[str] = set()
         self._warm_keys: set[str] = set()
         self._hosts: set[int] = set()  # env hosts alive right now
+        self.settings = cleanup.process_settings(os.getpid())
+        self.retiring = False  # set when this worker must not serve another request (see check_settings)
         self._max_host_reply = 2 * limits.max_result_bytes + 4 * protocol.ENVELOPE_SLACK_BYTES
 
     # -- hygiene -----------------------------------------------------------------------------------------
@@ -93,6 +95,15 @@ class Worker:
         self.spawner.alive()
         keep = frozenset({os.path.basename(self.session.scratch)} if self.session else ())
         cleanup.empty_dir(self.limits.tmp_root, keep)
+
+    def check_settings(self) -> bool:
+        """A net under seccomp.py's filter: True (and the worker retires after this request) if a job changed the
+        worker's or the zygote's rlimits, priority, scheduling policy or CPU affinity. No process here could undo
+        that (an unprivileged process cannot raise a hard limit or its priority back), and every later child would
+        inherit it: a clean task could then fail, or a mark survive from one job to the next."""
+        if cleanup.process_settings(os.getpid()) != self.settings or self.spawner.changed():
+            self.retiring = True
+        return self.retiring
 
     def _new_scratch(self, kind: str) -> str:
         path = os.path.join(self.limits.tmp_root, f"{kind}-{secrets.token_hex(6)}")
@@ -317,6 +328,8 @@ class Worker:
             pid = reply.get("program_pid")
             self.session.program_pid = pid if isinstance(pid, int) else None
         self.after_job()
+        if not self.spawner.alive() or self.check_settings():  # no verifier could judge it: it ends here
+            return self._lose_session("a code action killed, stopped or changed the sandbox's own processes")
         return reply if fields is None else protocol.clean_reply(reply, fields)
 
     def _lose_session(self, why: str) -> dict:
@@ -475,7 +488,7 @@ def main(argv: list[str] | None = None) -> None:
     spawner = Spawner(limits)  # before the first request: the zygote's memory holds none
     worker = Worker(limits, spawner)
     reader = protocol.LineReader(request_fd, jobs.MAX_REQUEST_BYTES)
-    while spawner.alive():
+    while spawner.alive() and not worker.retiring:
         try:
             request = reader.read_message()
         except protocol.FrameEOF:
@@ -492,6 +505,8 @@ def main(argv: list[str] | None = None) -> None:
             reply.update(ok=False, error=str(exc))
         except Exception as exc:  # noqa: BLE001 - a worker bug or a lost zygote: the host treats it as infra
             reply.update(ok=False, internal=True, error=f"worker internal error: {jobs.format_error(exc)}")
+        if worker.check_settings() or not spawner.alive():
+            reply["retiring"] = True  # the host starts a fresh worker for its next request
         data = protocol.encode(reply)
         if len(data) > limits.max_result_bytes + protocol.ENVELOPE_SLACK_BYTES:
             data = protocol.encode(
@@ -499,11 +514,12 @@ def main(argv: list[str] | None = None) -> None:
                     "id": reply["id"],
                     "ok": True,
                     "result": {"status": protocol.STATUS_OUTPUT_LIMIT, "error": "reply too large"},
+                    "retiring": reply.get("retiring", False),
                 }
             )
         protocol.write_all(reply_fd, data)
-    # A lost zygote (a program killed it) means nothing more can start here: exit, and the host starts a fresh
-    # worker for the next request.
+    # A lost zygote (a program killed it) means nothing more can start here, a changed one (check_settings) that
+    # nothing should: exit, and the host starts a fresh worker for the next request.
     worker.shutdown()
 
 

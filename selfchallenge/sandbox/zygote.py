@@ -8,6 +8,7 @@ and never sees a program, a state or an answer.
 
 Requests arrive as one JSON datagram each on a SOCK_SEQPACKET socket, with the child's fds passed alongside
 (SCM_RIGHTS); each gets one JSON reply:
+  ping     {}                             -> {ok}  (the worker's first request: the zygote is set up)
   warm     {env, env_config}              -> {ok, error?}
   envhost  (fd: control socket)           -> {pid}
   verifier {scratch, cpu_s} (fds: input pipe, result pipe) -> {pid}
@@ -59,6 +60,8 @@ def zygote_main(sock_fd: int, limits: Limits) -> None:
 
 def _handle(request: dict, fds: list[int], limits: Limits) -> dict:
     op = request.get("op")
+    if op == "ping":
+        return {"ok": True}
     if op == "warm":
         try:
             make_env(request["env"], request["env_config"])
@@ -88,7 +91,7 @@ def _fork(child) -> int:
 
 
 def _envhost_child(control_fd: int, limits: Limits) -> None:
-    jobs.isolate_child("sc-envhost", [control_fd], None, "/", limits, oom_victim=False)
+    jobs.isolate_child("sc-envhost", [control_fd], None, "/", limits, untrusted=False)
     envhost.envhost_main(jobs.FIRST_FD, limits)
 
 
