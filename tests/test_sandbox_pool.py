@@ -198,6 +198,7 @@ def test_close_leaves_no_container_or_process_behind(backend_name):
     session.exec("x = 1")
     idents = [handle.ident for handle in sandbox_pool._all_handles]
     sandbox_pool.close()
+    assert session.exec("x")["status"] == "infra_error"  # its worker is gone: a host fault, not the session's code
     assert session.exec("x")["status"] == "session_lost"
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:

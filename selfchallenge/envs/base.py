@@ -103,6 +103,17 @@ class Environment:
         """A deep-copied JSON-like view of the current state (what `evaluate(state, answer)` receives)."""
         raise NotImplementedError
 
+    # --- challenger-only discovery -------------------------------------------------------------------------
+    def discovery_tools(self, seed: int = 0) -> dict[str, Callable[..., Any]]:
+        """Read-only tools that show the challenger what exists in this world (a random user with their orders,
+        the site map), seeded so that episodes differ. Only challenger sessions get them: never the executor,
+        never benchmark evaluation, never the programs a task check runs. Default: none."""
+        return {}
+
+    def discovery_specs(self) -> list[dict]:
+        """OpenAI-style schemas of `discovery_tools` (shown in the challenger's prompt)."""
+        return []
+
     # --- shared behaviour --------------------------------------------------------------------------------
     def state_hash(self) -> str:
         return consistent_hash(self.snapshot())

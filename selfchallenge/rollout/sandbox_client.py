@@ -1,6 +1,7 @@
 """The async sandbox interface episode loops use, over either a SandboxPoolActor (Ray) or a local SandboxPool.
 
-session_id = await sandbox.open_session(env, env_config)
+session_id = await sandbox.open_session(env, env_config)            # the executor's tools
+session_id = await sandbox.open_session(env, env_config, discovery_seed=7)   # + the challenger's discovery tools
 await sandbox.session_exec(session_id, code) / session_call(...) / session_evaluate(...) / session_snapshot(...)
 await sandbox.close_session(session_id)
 """
@@ -16,8 +17,8 @@ class RaySandbox:
     def __init__(self, actor):
         self.actor = actor
 
-    async def open_session(self, env: str, env_config: dict, tool_set: str = "executor") -> str:
-        opened = await self.actor.open_session.remote(env, env_config, tool_set)
+    async def open_session(self, env: str, env_config: dict, discovery_seed: int | None = None) -> str:
+        opened = await self.actor.open_session.remote(env, env_config, discovery_seed)
         return opened["session_id"]
 
     async def session_exec(self, session_id: str, code: str) -> dict:
@@ -43,8 +44,8 @@ class LocalSandbox:
         self.pool = pool
         self._sessions: dict = {}
 
-    async def open_session(self, env: str, env_config: dict, tool_set: str = "executor") -> str:
-        session = await asyncio.to_thread(self.pool.open_session, env, env_config, tool_set)
+    async def open_session(self, env: str, env_config: dict, discovery_seed: int | None = None) -> str:
+        session = await asyncio.to_thread(self.pool.open_session, env, env_config, discovery_seed)
         self._sessions[session.session_id] = session
         return session.session_id
 

@@ -46,9 +46,9 @@ class SandboxPoolActor:
         return self.pool.check_many(payloads, timeout_s=timeout_s, min_failure_cases=min_failure_cases)
 
     # -- sessions ------------------------------------------------------------------------------------------
-    def open_session(self, env: str, env_config: dict | None = None, tool_set: str = "executor") -> dict:
+    def open_session(self, env: str, env_config: dict | None = None, discovery_seed: int | None = None) -> dict:
         """Open a session; returns {session_id, tools, state_hash}."""
-        session = self.pool.open_session(env, env_config, tool_set)
+        session = self.pool.open_session(env, env_config, discovery_seed)
         with self._lock:
             self._sessions[session.session_id] = session
         return {"session_id": session.session_id, "tools": session.tools, "state_hash": session.initial_state_hash}

@@ -15,7 +15,7 @@ can kill or stop it; the worker then reports the program as crashed or timed out
 Requests (JSON lines from the worker) and their replies:
   program  {env, env_config, code, timeout_s, scratch}  -> {program (the program's "done" message, or null), exit,
            timed_out, output_limit, stdout, stdout_truncated, state, state_hash, state_error}
-  open     {env, env_config, tool_set, scratch}         -> {status, tools, state_hash, program_pid}
+  open     {env, env_config, discovery_seed, scratch}   -> {status, tools, state_hash, program_pid}
   exec     {code, timeout_s, grace_s}                   -> {status, program (its "done" message), terminated,
                                                             elapsed_s}  (status "lost": the session is gone)
   call     {name, arguments, timeout_s}                 -> {status, observation, error, terminated, elapsed_s}
@@ -42,7 +42,6 @@ from selfchallenge.sandbox.jobs import Limits
 
 UNCAPPED_OUTPUT_CHARS = 200_000  # environments that never cut tool output still get a protocol-safe bound
 MAX_NESTED_CALLS = 32  # tool calls made from inside a callback made from inside a tool call ...
-TOOL_SETS = ("executor",)  # which tools a session's program gets; see tools_for
 
 
 class _Deadline(BaseException):
@@ -61,11 +60,13 @@ class _ProgramEnded(BaseException):
         self.message = message
 
 
-def tools_for(env, tool_set: str) -> dict:
-    """The tools a program gets. Other roles (a challenger's exploration tools, say) add their set here."""
-    if tool_set == "executor":
-        return env.tools()
-    raise ValueError(f"unknown tool_set {tool_set!r}; known: {list(TOOL_SETS)}")
+def tools_for(env, discovery_seed: int | None = None) -> dict:
+    """The tools a program gets: the environment's, plus its challenger-only discovery tools in a challenger's
+    session (a discovery_seed; never in the programs a check runs)."""
+    tools = env.tools()
+    if discovery_seed is not None:
+        tools.update(env.discovery_tools(discovery_seed))
+    return tools
 
 
 class ProgramLink:
@@ -283,9 +284,9 @@ class EnvHost:
         return {"status": "error", "error": f"unknown env host op {op!r}"}
 
     # -- environments and snapshots ----------------------------------------------------------------------
-    def _use(self, request: dict, tool_set: str = "executor") -> None:
+    def _use(self, request: dict, discovery_seed: int | None = None) -> None:
         self.env = make_env(request["env"], request["env_config"])
-        self.tools = tools_for(self.env, tool_set)
+        self.tools = tools_for(self.env, discovery_seed)
         self.terminated = []
         self.scratch = request.get("scratch") or "/"
 
@@ -442,8 +443,7 @@ class EnvHost:
 
     # -- sessions ----------------------------------------------------------------------------------------
     def open_session(self, request: dict) -> dict:
-        tool_set = request.get("tool_set") or "executor"
-        self._use(request, tool_set)
+        self._use(request, request.get("discovery_seed"))
         pid, link = self._fork_program(True, "", 0)
         self.session = (pid, link)
         self._freeze(True)

@@ -15,7 +15,8 @@ Host-side deadline: every request must be answered by its own deadline + `host_g
 worker, EOF, or a garbled or oversized reply, the worker is killed and replaced. A one-shot job hit by such a
 fault is retried once on a fresh worker, then reported as status `infra_error` (for `check`: kept=False,
 reason=infra_error): never lost, never counted as the task's failure. Session requests are not retried (the
-session's state is gone): they report status `session_lost`.
+session's state is gone): a worker fault reports status `infra_error` (the episode is dropped and retried whole),
+every later request on that session `session_lost`.
 """
 
 from __future__ import annotations
@@ -181,8 +182,10 @@ class Session:
             try:
                 result = self._handle.request(message, budget, restart=False)
             except WorkerFault as exc:
+                # The worker itself failed (its container died, its pipe broke, it missed the host deadline): a
+                # host fault, not the session's code, which the worker itself reports as session_lost.
                 self.lost = str(exc)
-                return {"status": protocol.STATUS_SESSION_LOST, "error": self.lost}
+                return {"status": protocol.STATUS_INFRA_ERROR, "error": self.lost}
             if result.get("status") == protocol.STATUS_SESSION_LOST:
                 self.lost = result.get("error") or "the session's process was lost"
             return result
@@ -336,9 +339,9 @@ class SandboxPool:
             self._idle.put(handle)
 
     # -- sessions ------------------------------------------------------------------------------------------
-    def open_session(self, env: str, env_config: dict | None = None, tool_set: str = "executor") -> Session:
-        """A new session on a fresh environment whose program gets `tool_set`'s tools (envhost.TOOL_SETS).
-        Blocks while max_sessions sessions are open."""
+    def open_session(self, env: str, env_config: dict | None = None, discovery_seed: int | None = None) -> Session:
+        """A new session on a fresh environment. Blocks while max_sessions sessions are open. With a
+        `discovery_seed` (challenger sessions) the environment's discovery tools are added, seeded by it."""
         if self._closed:
             raise RuntimeError("the sandbox pool is closed")
         if not self._session_slots.acquire(timeout=SESSION_SLOT_TIMEOUT_S):
@@ -358,8 +361,9 @@ class SandboxPool:
                 "session_id": session_id,
                 "env": env,
                 "env_config": self._visible(env_config or {}),
-                "tool_set": tool_set,
             }
+            if discovery_seed is not None:
+                message["discovery_seed"] = int(discovery_seed)
             faults = []
             for _attempt in range(2):  # nothing is lost yet, so a fault here is retried once
                 try:

@@ -12,7 +12,8 @@ Ops and their fields (see selfchallenge/sandbox/worker.py for the exact semantic
   run       env, env_config, code, timeout_s, return_state    -> ProgramResult
   check     task{env, env_config, verifier, solution, failure_cases}, timeout_s, min_failure_cases
                                                               -> CheckResult (selfchallenge/tasks/check_rule.py)
-  session_open      session_id, env, env_config, tool_set?    -> {tools, state_hash}   (tool_set: "executor")
+  session_open      session_id, env, env_config, discovery_seed?  -> {tools, state_hash}
+                    (discovery_seed: an int adds the environment's challenger-only discovery tools)
   session_exec      session_id, code, timeout_s               -> {status, stdout, stdout_truncated, error,
                                                                   answer_set, answer, answer_text, terminated,
                                                                   elapsed_s}

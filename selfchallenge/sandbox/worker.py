@@ -36,7 +36,7 @@ if _PACKAGE_ROOT not in sys.path:
 
 from selfchallenge.envs import ENV_NAMES  # noqa: E402
 from selfchallenge.envs.base import to_jsonable  # noqa: E402
-from selfchallenge.sandbox import cleanup, envhost, jobs, protocol, wire  # noqa: E402
+from selfchallenge.sandbox import cleanup, jobs, protocol, wire  # noqa: E402
 from selfchallenge.sandbox.children import (  # noqa: E402
     ZYGOTE_TIMEOUT_S,
     EnvHostLink,
@@ -293,15 +293,21 @@ class Worker:
         if self.session is not None:
             raise RequestError(f"session {self.session.session_id!r} is still open; one session per worker")
         env_name, env_config = request.get("env"), request.get("env_config") or {}
-        tool_set = request.get("tool_set") or "executor"
-        if tool_set not in envhost.TOOL_SETS:
-            raise RequestError(f"session_open: unknown tool_set {tool_set!r}; known: {list(envhost.TOOL_SETS)}")
+        discovery_seed = request.get("discovery_seed")
+        if discovery_seed is not None and (isinstance(discovery_seed, bool) or not isinstance(discovery_seed, int)):
+            raise RequestError(f"session_open: discovery_seed must be an integer, got {discovery_seed!r}")
         self.warm(env_name, env_config)
         scratch = self._new_scratch("session")
         host = self.start_envhost()
         self.lost_sessions.discard(session_id)
         self.session = _SessionState(session_id, host, None, scratch)
-        message = {"op": "open", "env": env_name, "env_config": env_config, "tool_set": tool_set, "scratch": scratch}
+        message = {
+            "op": "open",
+            "env": env_name,
+            "env_config": env_config,
+            "discovery_seed": discovery_seed,
+            "scratch": scratch,
+        }
         return self._exchange(message, time.monotonic() + SESSION_OPEN_TIMEOUT_S, protocol.OPEN_FIELDS)
 
     def _session_for(self, request: dict) -> _SessionState | None:
