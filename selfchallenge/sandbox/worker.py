@@ -14,9 +14,11 @@ A check runs its programs one after another on one env host (a fresh environment
 in a random order the programs cannot predict, each in a fresh process fed the env host's snapshot and the
 program's answer as text (selfchallenge/tasks/answer.py). After every program, verifier call and session step
 the worker kills every process but its own helpers (judging each by all of its threads), removes SysV IPC
-objects and empties the scratch tmpfs; no child may create POSIX message queues (RLIMIT_MSGQUEUE=0). Every
-process is non-dumpable, so none can read another's memory or fds. Anything a program prints or sends is data:
-it is decoded defensively and re-encoded with invalid text replaced.
+objects and empties the scratch tmpfs; no child may create POSIX message queues (RLIMIT_MSGQUEUE=0), and no
+untrusted one may use keyrings or change another process's rlimits or scheduling (seccomp.py; the worker retires
+if its own or its zygote's changed anyway). Every process is non-dumpable, so none can read another's memory or
+fds. Anything a program prints or sends is data: it is decoded defensively and re-encoded with invalid text
+replaced.
 """
 
 from __future__ import annotations
