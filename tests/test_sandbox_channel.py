@@ -211,14 +211,15 @@ def test_the_verifier_receives_the_answer_as_text_in_checks_and_sessions(pool, c
             assert session.evaluate(_verifier(text), given)["verdict"] is True
 
 
-def test_discovery_tools_come_only_with_a_discovery_seed_in_a_session(pool):
-    env = make_env(*ALL)
-    with pool.open_session(*ALL, discovery_seed=7) as session:  # a challenger's session
+@pytest.mark.parametrize("world", [ALL, ("retail", {})], ids=["calculation", "retail"])
+def test_discovery_tools_come_only_with_a_discovery_seed_in_a_session(pool, world):
+    env = make_env(*world)
+    with pool.open_session(*world, discovery_seed=7) as session:  # a challenger's session
         assert session.tools == sorted({*env.tools(), *env.discovery_tools(7)})
-    with pool.open_session(*ALL) as session:  # an executor's
+    with pool.open_session(*world) as session:  # an executor's
         assert session.tools == sorted(env.tools())
     listing = "answer = sorted(n for n, v in globals().items() if callable(v) and not n.startswith('__'))"
-    assert pool.run(*ALL, listing)["answer"] == sorted(env.tools())  # a check's programs never get them
+    assert pool.run(*world, listing)["answer"] == sorted(env.tools())  # a check's programs never get them
     for seed in ("7", True, 1.5):
         with pytest.raises(SandboxRequestError, match="discovery_seed must be an integer"):
             pool._one_shot({"op": "session_open", "session_id": "s", "env": ALL[0], "discovery_seed": seed}, 30)
