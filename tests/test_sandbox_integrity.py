@@ -517,6 +517,30 @@ def test_a_worker_whose_zygote_was_changed_anyway_retires(pool):
         handle.kill()
 
 
+def test_a_session_that_fills_the_scratch_space_gets_no_verdict_and_no_infra_error(pool):
+    # Its scratch folder is kept between steps: a failing executor must not turn its reward 0 into a dropped
+    # episode (infra_error) by leaving no inode for the verifier's scratch folder. (Docker caps the tmpfs at 16384
+    # inodes; bubblewrap cannot cap them, see docs/security.md, so there the verifier still finds room.)
+    fill = program(
+        """
+        import os
+        try:
+            for n in range(20_000):
+                os.mkdir(f"d{n}")
+        except OSError as exc:
+            print(exc.strerror)
+        """
+    )
+    with pool.open_session(*CALC) as session:
+        filled = session.exec(fill, timeout_s=20)
+        assert filled["status"] == "ok", filled
+        verdict = session.evaluate(GOOD["verifier"], "150.0")
+    assert verdict["status"] not in ("ok", "infra_error", "session_lost") or verdict["verdict"] is False, verdict
+    if pool.backend.name == "docker":
+        assert "No space left" in filled["stdout"] and verdict["status"] == "crashed", (filled, verdict)
+    assert_healthy(pool)
+
+
 def test_the_sandbox_processes_memory_and_fds_are_out_of_reach(pool):
     code = program(
         f"""
@@ -539,6 +563,27 @@ def test_the_sandbox_processes_memory_and_fds_are_out_of_reach(pool):
     result = pool.run(*CALC, code)
     assert result["status"] == "ok", result
     assert not [k for k, v in result["answer"].items() if v in ("READ", "ATTACHED")], result["answer"]
+
+
+def test_programs_and_verifiers_are_the_oom_killers_first_choice_and_stay_non_dumpable(pool):
+    scores = program(
+        """
+        import ctypes, os
+        answer = sorted((open(f"/proc/{p}/comm").read().strip(), open(f"/proc/{p}/oom_score_adj").read().strip())
+                        for p in os.listdir("/proc") if p.isdigit())
+        answer.append(ctypes.CDLL(None).prctl(3, 0, 0, 0, 0))  # PR_GET_DUMPABLE
+        """
+    )
+    trusted = [["sc-envhost", "0"], ["sc-program", "1000"], ["sc-worker", "0"], ["sc-zygote", "0"]]
+    assert pool.run(*CALC, scores)["answer"] == [*trusted, 0]
+    verifier = program(
+        """
+        import ctypes
+        def evaluate(state, answer):
+            return open("/proc/self/oom_score_adj").read().strip() == "1000" and not ctypes.CDLL(None).prctl(3, 0, 0, 0, 0)
+        """
+    )
+    assert pool.check({**GOOD, "verifier": verifier})["reason"] == "failure_case_passed"  # True on every result
 
 
 def test_garbage_on_the_tool_socket_only_breaks_the_program(pool):

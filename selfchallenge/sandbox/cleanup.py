@@ -145,15 +145,17 @@ def empty_dir(root: str, keep: frozenset[str] = frozenset()) -> bool:
     except OSError:
         return False
     for _round in range(100_000):  # each round removes at least one entry; inodes are capped by the tmpfs
+        left, progressed = False, False
         try:
-            entries = [entry for entry in os.scandir(root) if entry.name not in keep and _same_device(entry, device)]
+            with os.scandir(root) as listing:  # streamed: a job may have left many entries, memory may be short
+                for entry in listing:
+                    if entry.name not in keep and _same_device(entry, device):
+                        left = True
+                        progressed |= _remove_entry(root, entry)
         except OSError:
             return False
-        if not entries:
+        if not left:
             return True
-        progressed = False
-        for entry in entries:
-            progressed |= _remove_entry(root, entry)
         if not progressed:
             return False
     return False
@@ -174,11 +176,14 @@ def _remove_entry(root: str, entry: os.DirEntry) -> bool:
         os.chmod(entry.path, stat.S_IRWXU)
         with os.scandir(entry.path) as children:
             for child in children:
-                if child.is_dir(follow_symlinks=False):
+                if not child.is_dir(follow_symlinks=False):
+                    os.unlink(child.path)
+                    continue
+                try:
+                    os.rmdir(child.path)  # the common case: empty
+                except OSError:
                     os.chmod(child.path, stat.S_IRWXU)  # moving a directory rewrites its ".." entry
                     os.rename(child.path, os.path.join(root, f".rm-{uuid.uuid4().hex}"))
-                else:
-                    os.unlink(child.path)
         os.rmdir(entry.path)
         return True
     except OSError:
@@ -235,6 +240,31 @@ def make_undumpable() -> None:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE) failed")
     except (ImportError, OSError) as exc:
         print(f"selfchallenge worker: cannot make itself non-dumpable: {exc}", file=sys.stderr)
+
+
+def become_oom_victim() -> None:
+    """oom_score_adj 1000: the kernel's OOM killer takes this process before the worker, the zygote or an env host.
+    The file belongs to root while a process is non-dumpable (every process here is, from the worker on), so this
+    one is dumpable for the three calls in between. Callers make sure that no other untrusted process can run
+    meanwhile: it could ptrace this one while it is."""
+    global _libc
+    try:
+        if _libc is None:
+            import ctypes
+
+            _libc = ctypes.CDLL(None, use_errno=True)
+        _libc.prctl(4, 1, 0, 0, 0)  # 4 = PR_SET_DUMPABLE
+        try:
+            fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
+            try:
+                os.write(fd, b"1000")
+            finally:
+                os.close(fd)
+        finally:
+            if _libc.prctl(4, 0, 0, 0, 0) != 0:
+                os._exit(70)  # never run on dumpable
+    except OSError:
+        pass
 
 
 def set_process_name(name: str) -> None:

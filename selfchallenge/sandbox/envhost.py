@@ -514,7 +514,10 @@ class EnvHost:
         pid = os.fork()
         if pid == 0:
             try:
-                jobs.isolate_child("sc-eval", [result_w], None, self.scratch, self.limits, max(remaining, 0.1))
+                # the program runs meanwhile: no dumpable moment for an OOM score (it could ptrace us then)
+                jobs.isolate_child(
+                    "sc-eval", [result_w], None, self.scratch, self.limits, max(remaining, 0.1), oom_victim=False
+                )
                 try:
                     payload = {"value": wire.encode(eval(expression, {"__builtins__": builtins}))}  # noqa: S307
                 except BaseException as exc:  # noqa: BLE001

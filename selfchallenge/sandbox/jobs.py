@@ -20,7 +20,7 @@ import sys
 import traceback
 from dataclasses import dataclass
 
-from selfchallenge.sandbox import protocol, seccomp
+from selfchallenge.sandbox import cleanup, protocol, seccomp
 from selfchallenge.sandbox.cleanup import set_process_name
 
 PROGRAM_FILENAME = "<program>"
@@ -86,7 +86,7 @@ def flush_stdio() -> None:
 
 
 # --- isolation ----------------------------------------------------------------------------------------------
-def _apply_limits(limits: Limits, cpu_seconds: float | None, untrusted: bool) -> None:
+def _apply_limits(limits: Limits, cpu_seconds: float | None) -> None:
     def cap(kind: int, value: int) -> None:
         try:
             resource.setrlimit(kind, (value, value))
@@ -103,15 +103,6 @@ def _apply_limits(limits: Limits, cpu_seconds: float | None, untrusted: bool) ->
         cap(resource.RLIMIT_NPROC, limits.nproc)
     if cpu_seconds:
         cap(resource.RLIMIT_CPU, int(math.ceil(cpu_seconds)) + 1)
-    if untrusted:  # the kernel's OOM killer should pick untrusted code, never the worker or an env host
-        try:
-            fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
-            try:
-                os.write(fd, b"1000")
-            finally:
-                os.close(fd)
-        except OSError:
-            pass
 
 
 def isolate_child(
@@ -122,10 +113,12 @@ def isolate_child(
     limits: Limits,
     cpu_seconds: float | None = None,
     untrusted: bool = True,
+    oom_victim: bool | None = None,
 ) -> None:
-    """In a fresh child: new session, fds 0-2 redirected, keep_fds moved to 3, 4, ...; everything else closed;
+    """In a fresh child: new session, fds 0-2 redirected, keep_fds moved to 3, 4, ...; everything else closed.
     untrusted: the seccomp filter (a child that cannot have it exits, code SECCOMP_EXIT_CODE, before running any
-    untrusted code)."""
+    untrusted code); oom_victim (default: untrusted): the OOM killer's first choice, only for a child started
+    while no other untrusted process runs (see cleanup.become_oom_victim)."""
     os.setsid()
     set_process_name(name)
     devnull = os.open(os.devnull, os.O_RDWR)
@@ -137,7 +130,9 @@ def isolate_child(
         os.dup2(fd, target)
     os.closerange(FIRST_FD + len(moved), resource.getrlimit(resource.RLIMIT_NOFILE)[0])
     os.chdir(cwd)
-    _apply_limits(limits, cpu_seconds, untrusted)
+    _apply_limits(limits, cpu_seconds)
+    if untrusted if oom_victim is None else oom_victim:
+        cleanup.become_oom_victim()
     if untrusted:
         try:
             seccomp.restrict_self()

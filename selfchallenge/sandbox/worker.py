@@ -180,7 +180,10 @@ class Worker:
     def run_verifier(self, source: str, state, answer, load_only: bool, timeout_s: float) -> dict:
         """evaluate(state, answer) in a fresh process from the zygote; `answer` becomes text first (answer.py)."""
         judged = json.dumps([source, state, answer_text(answer), load_only], ensure_ascii=True).encode()
-        scratch = self._new_scratch("verifier")
+        try:
+            scratch = self._new_scratch("verifier")
+        except OSError as exc:  # a session's code actions filled the scratch tmpfs (kept between its steps)
+            return verifier_reply("crashed", f"no room for the verifier's scratch folder: {exc.strerror}")
         started = time.monotonic()
         input_r, input_w = os.pipe()
         result_r, result_w = os.pipe()
