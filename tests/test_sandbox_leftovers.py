@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import struct
 import subprocess
 import sys
 import textwrap
@@ -16,7 +17,7 @@ import time
 import pytest
 from test_sandbox_integrity import CALC, CFG, GOOD, RUN_PROCESSES, SYS_EXIT, ZYGOTE, assert_healthy, program
 
-from selfchallenge.sandbox import cleanup
+from selfchallenge.sandbox import cleanup, seccomp
 from selfchallenge.sandbox.backend import SandboxUnavailable
 from selfchallenge.sandbox.pool import SandboxPool
 
@@ -242,3 +243,42 @@ def test_the_sweep_sees_a_process_by_its_threads():
         process.kill()
         process.wait()
     assert cleanup.is_finished(process.pid) is True
+
+
+def _run_bpf(program: bytes, nr: int, arch: int, args: tuple = ()) -> int:
+    """A classic-BPF interpreter for the few instructions seccomp.py uses, over one struct seccomp_data."""
+    data = struct.pack("=iIQ6Q", nr, arch, 0, *(list(args) + [0] * (6 - len(args))))
+    insns = [struct.unpack("=HBBI", program[i : i + 8]) for i in range(0, len(program), 8)]
+    pc, acc = 0, 0
+    while True:
+        code, jt, jf, k = insns[pc]
+        if code == 0x20:  # ld [k]
+            (acc,) = struct.unpack_from("=I", data, k)
+            pc += 1
+        elif code in (0x15, 0x35):  # jeq / jge
+            taken = acc == k if code == 0x15 else acc >= k
+            pc += 1 + (jt if taken else jf)
+        elif code == 0x06:  # ret
+            return k
+        else:
+            raise AssertionError(f"unexpected BPF instruction {code:#x}")
+
+
+@pytest.mark.parametrize("machine", sorted(seccomp._SYSCALLS))
+def test_the_seccomp_filter_decides_as_documented_on_every_known_machine(machine):
+    # The filter is only loaded on the machine it runs on; its decisions are checked here for every table.
+    program_bytes = seccomp.build_filter(machine)
+    arch, numbers = seccomp._SYSCALLS[machine]
+    allow, eperm = 0x7FFF0000, 0x00050000 | errno.EPERM
+    for name in ("add_key", "request_key", "keyctl"):
+        assert _run_bpf(program_bytes, numbers[name], arch, (0, 0)) == eperm, name
+    for name in ("prlimit64", "sched_setparam", "sched_setscheduler", "sched_setaffinity", "sched_setattr"):
+        assert _run_bpf(program_bytes, numbers[name], arch, (0, 7)) == allow, name  # its own process
+        assert _run_bpf(program_bytes, numbers[name], arch, (1, 7)) == eperm, name  # another one
+    for name, who_self in (("setpriority", 0), ("ioprio_set", 1)):  # PRIO_PROCESS / IOPRIO_WHO_PROCESS
+        assert _run_bpf(program_bytes, numbers[name], arch, (who_self, 0, 5)) == allow, name
+        assert _run_bpf(program_bytes, numbers[name], arch, (who_self, 1, 5)) == eperm, name
+        assert _run_bpf(program_bytes, numbers[name], arch, (2, 0, 5)) == eperm, name  # the whole uid
+    assert _run_bpf(program_bytes, 0, arch) == allow  # everything else
+    assert _run_bpf(program_bytes, 0x40000000 + numbers["setpriority"], arch) == eperm  # x32
+    assert _run_bpf(program_bytes, 97, 0x40000003, (2, 0, 19)) == eperm  # another ABI (i386)

@@ -114,6 +114,11 @@ except (SeccompUnavailable, OSError) as exc:
     _UNAVAILABLE = str(exc)
 
 
+def unavailable() -> str | None:
+    """Why the filter cannot be installed on this machine, or None (the worker refuses to start if it cannot)."""
+    return _UNAVAILABLE
+
+
 def restrict_self() -> None:
     """Install the filter on the calling process (and so on everything it starts). Raises SeccompUnavailable."""
     if _UNAVAILABLE is not None:

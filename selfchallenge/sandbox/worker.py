@@ -38,7 +38,7 @@ if _PACKAGE_ROOT not in sys.path:
 
 from selfchallenge.envs import ENV_NAMES  # noqa: E402
 from selfchallenge.envs.base import to_jsonable  # noqa: E402
-from selfchallenge.sandbox import cleanup, jobs, protocol, wire  # noqa: E402
+from selfchallenge.sandbox import cleanup, jobs, protocol, seccomp, wire  # noqa: E402
 from selfchallenge.sandbox.children import (  # noqa: E402
     ZYGOTE_TIMEOUT_S,
     EnvHostLink,
@@ -478,6 +478,8 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit("worker: --tmp is required when not running as PID 1 of a sandbox (it is emptied after jobs)")
         args.tmp = "/tmp"
     limits = Limits(args.memory_mb, args.fsize_mb, args.nproc, args.max_output_chars, args.max_result_bytes, args.tmp)
+    if seccomp.unavailable():
+        sys.exit(f"worker: untrusted code cannot be confined here: {seccomp.unavailable()}")
     # As PID 1 a signal reaches us from inside the namespace only if we handle it: handle none (Python
     # installs a SIGINT handler by default).
     signal.signal(signal.SIGINT, signal.SIG_DFL)
