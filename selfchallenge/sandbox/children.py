@@ -80,7 +80,7 @@ class Spawner:
         """False once the zygote is dead or stopped (checked after every job: only a job can do that)."""
         if not self.lost:
             hung_up = select.select([self.sock], [], [], 0)[0]  # readable while idle = it hung up
-            if hung_up or cleanup.state_of(self.pid) in (b"T", b"t", b"Z", b"X", None):
+            if hung_up or not cleanup.is_intact(self.pid):
                 self.lost = True
                 for kill in (os.killpg, os.kill):
                     try:

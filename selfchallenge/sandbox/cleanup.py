@@ -49,6 +49,27 @@ def _state(stat_path: str) -> bytes | None:
     return line[end + 2 : end + 3]
 
 
+_PF_EXITING = 0x4
+
+
+def is_intact(pid: int) -> bool:
+    """True while `pid` runs and nothing is under way to end or stop it: it is not gone, stopped, a zombie or
+    exiting (PF_EXITING), and no signal is pending for it (a kill or a stop sent a moment ago, not yet acted on;
+    ignored signals are never queued)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            line = handle.read()
+        with open(f"/proc/{pid}/status", "rb") as handle:
+            status = handle.read()
+    except OSError:
+        return False
+    fields = line[line.rfind(b")") + 2 :].split()
+    if fields[0] in b"TtZXx" or int(fields[6]) & _PF_EXITING:
+        return False
+    pending = (row.split()[1] for row in status.splitlines() if row.startswith((b"SigPnd:", b"ShdPnd:")))
+    return not any(int(mask, 16) for mask in pending)
+
+
 def is_finished(pid: int) -> bool:
     """True when no thread of `pid` runs any more (gone, or every thread a zombie)."""
     try:

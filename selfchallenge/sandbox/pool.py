@@ -63,6 +63,7 @@ class WorkerHandle:
         self.reader: protocol.LineReader | None = None
         self.busy = False
         self.closed = False
+        self.retired = False  # its last reply said so: the next request starts a fresh worker
         self._ids = itertools.count(1)
 
     @property
@@ -70,11 +71,12 @@ class WorkerHandle:
         return self.process.ident if self.process else None
 
     def start(self) -> None:
-        if self.process is not None and self.process.alive():
+        if self.process is not None and self.process.alive() and not self.retired:
             return
         if self.closed:
             raise WorkerFault("the sandbox pool is closed")
         self.kill()
+        self.retired = False
         self.process = self.backend.start_worker()
         self.reader = protocol.LineReader(self.process.popen.stdout.fileno(), self.max_reply_bytes)
         self._exchange({"op": "ping"}, time.monotonic() + self.start_timeout_s, "starting the worker")
@@ -86,7 +88,7 @@ class WorkerHandle:
         """
         if restart:
             self.start()
-        elif self.process is None or not self.process.alive():
+        elif self.process is None or not self.process.alive() or self.retired:
             ident = self.ident
             self.kill()
             raise WorkerFault(f"sandbox worker {ident} is gone")
@@ -107,7 +109,7 @@ class WorkerHandle:
             self.kill()
             raise WorkerFault(f"sandbox worker answered request {reply.get('id')!r}, expected {request_id}")
         if reply.get("retiring") is True:  # it exits after this reply: the next request starts a fresh one
-            self.kill()
+            self.retired = True
         if reply.get("ok") is True and isinstance(reply.get("result"), dict):
             return reply["result"]
         if reply.get("internal") or reply.get("ok") is not False:
@@ -154,7 +156,7 @@ class Session:
             handle, self._handle = self._handle, None
             if handle is None:
                 return
-            healthy = self.lost is None or handle.process is not None
+            healthy = (self.lost is None or handle.process is not None) and not handle.retired
             if healthy:
                 try:
                     message = {"op": "session_close", "session_id": self.session_id}

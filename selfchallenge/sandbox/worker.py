@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import secrets
+import select
 import signal
 import socket
 import sys
@@ -147,9 +148,16 @@ class Worker:
         return EnvHostLink(pid, pidfd, ours.detach(), self._max_host_reply)
 
     def stop_envhost(self, host: EnvHostLink | None) -> None:
+        """Kill an env host and wait until it is gone (the next job must not find it still exiting)."""
         if host is None or host.pid not in self._hosts:
             return
         kill_child(host.pid, host.pidfd)
+        if host.pidfd is not None:
+            select.select([host.pidfd], [], [], 5.0)  # readable once every thread of it has exited
+        else:
+            gone_by = time.monotonic() + 5.0
+            while not cleanup.is_finished(host.pid) and time.monotonic() < gone_by:
+                time.sleep(0.0005)
         for fd in (host.fd, host.pidfd):
             if fd is not None:
                 os.close(fd)
