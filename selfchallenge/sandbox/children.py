@@ -73,7 +73,7 @@ class Spawner:
             return pid, None
 
     def changed(self) -> bool:
-        """Whether something changed the zygote's rlimits or scheduling since it started (see Worker.changed)."""
+        """Whether something changed the zygote's rlimits or scheduling since it started (Worker.check_settings)."""
         return not self.lost and cleanup.process_settings(self.pid) != self.settings
 
     def alive(self) -> bool:

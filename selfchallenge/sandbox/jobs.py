@@ -131,7 +131,9 @@ def isolate_child(
     os.closerange(FIRST_FD + len(moved), resource.getrlimit(resource.RLIMIT_NOFILE)[0])
     os.chdir(cwd)
     _apply_limits(limits, cpu_seconds)
-    if untrusted if oom_victim is None else oom_victim:
+    if oom_victim is None:
+        oom_victim = untrusted
+    if oom_victim:
         cleanup.become_oom_victim()
     if untrusted:
         try:
