@@ -47,11 +47,13 @@ def make_tasks(n: int, failure_cases: int, seed: int = 0) -> list[dict]:
             {
                 "env": "calculation",
                 "env_config": {"domain": "trade_calculator"},
-                "verifier": (
+                "verifier": (  # answers reach verifiers as text (selfchallenge/tasks/answer.py)
                     "def evaluate(state, answer):\n"
-                    "    if not isinstance(answer, (int, float)):\n"
+                    "    try:\n"
+                    "        value = float(answer)\n"
+                    "    except (TypeError, ValueError):\n"
                     "        return False\n"
-                    f"    return abs(answer - {expected!r}) < 1e-6 and state['num_tool_calls'] >= 3\n"
+                    f"    return abs(value - {expected!r}) < 1e-6 and state['num_tool_calls'] >= 3\n"
                 ),
                 "solution": solution,
                 "failure_cases": wrong[:failure_cases],

@@ -4,7 +4,7 @@ inside the handlers so `selfchallenge --help` stays instant.
   run [CONFIG] [key=value ...]       the self-challenging loop (local Ray, or --address to join a cluster)
   gen-tasks [CONFIG] [key=value ...] challenger + filter only (writes kept tasks)
   eval [CONFIG] [key=value ...]      evaluate a model on the configured benchmark / held-out tasks
-  check IN.jsonl --out OUT.jsonl     check Code-as-Task records in the sandbox, print the yield funnel
+  check IN.jsonl --out OUT.jsonl [--data-root DIR]   check Code-as-Task records, print the yield funnel
   env exec|replay|list               run a program in a sandboxed environment; replay tau-bench gold actions
   model tiny|warmstart               build the tiny local model; warm-start it on generated transcripts
   demo [CONFIG] [--seeds 0 1 2]      warm start + loop + held-out before/after (the learning demonstration)
@@ -70,7 +70,15 @@ def cmd_eval(args) -> int:
 def cmd_check(args) -> int:
     from .tasks.check import check_file
 
-    return check_file(args.input, args.out, backend=args.backend, workers=args.workers, timeout_s=args.timeout)
+    roots = list(args.data_root)
+    if args.config:
+        from .config import load_config
+        from .runtime import data_dirs
+
+        roots += data_dirs(load_config(args.config))
+    return check_file(
+        args.input, args.out, backend=args.backend, workers=args.workers, timeout_s=args.timeout, data_roots=roots
+    )
 
 
 def cmd_env_exec(args) -> int:
@@ -186,6 +194,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="auto", choices=["auto", "docker", "bwrap"])
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--timeout", type=float, default=5.0, help="seconds per program")
+    p.add_argument(
+        "--data-root",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder the sandbox may mount read-only (repeatable); a record whose env_config.data_dir is not "
+        "under one is rejected (data_dir_not_allowed), never mounted",
+    )
+    p.add_argument("--config", default=None, help="also allow the data roots of this run config (envs, eval, sandbox)")
     p.set_defaults(func=cmd_check)
 
     env = sub.add_parser("env", help="environments").add_subparsers(dest="env_command", required=True)

@@ -64,8 +64,8 @@ def test_good_task_is_kept_with_timings_and_runs():
     ]
     assert set(result["timings"]) == {"solution_s", "verifier_s", "failure_cases_s", "total_s"}
     assert result["timings"]["total_s"] >= result["timings"]["solution_s"]
-    # each program, then the verifier on its own result: 4 programs + 4 verifier calls
-    assert len(script.calls) == 8
+    # every program first, then the verifier on each result: 4 programs + 4 verifier calls
+    assert [call[0] for call in script.calls] == ["program"] * 4 + ["verifier"] * 4
 
 
 @pytest.mark.parametrize(
@@ -103,8 +103,11 @@ def test_solution_failures(solution, reason):
     script = Script(programs={"S": solution})
     result = check(script)
     assert result["reason"] == reason and result["stage"] == "verifier_runs"
-    # no failure case runs once the solution is out
-    assert not [call for call in script.calls if call[:2] == ("program", "failure_case")]
+    ran_cases = [call for call in script.calls if call[:2] == ("program", "failure_case")]
+    if solution["status"] != "ok":
+        assert ran_cases == []  # nothing can change the verdict once the solution failed
+    else:
+        assert len(ran_cases) == 3  # programs run before the verifier judges any of them
 
 
 def test_failed_solution_still_loads_the_verifier_so_a_broken_verifier_is_blamed():
@@ -187,6 +190,15 @@ def test_stage_mapping_and_funnel():
         "solution_passes": 3,
         "failures_fail": 2,
         "infra_error": 1,
+        "not_checked": 0,
+    }
+    assert funnel_counts(["kept", "data_dir_not_allowed", "data_dir_missing", "bad_env_config"]) == {
+        "checked": 1,
+        "verifier_runs": 1,
+        "solution_passes": 1,
+        "failures_fail": 1,
+        "infra_error": 0,
+        "not_checked": 3,
     }
 
 
@@ -194,3 +206,39 @@ def test_every_reason_is_documented_and_distinct():
     assert len(REASONS) == len(set(REASONS)) >= 18
     assert all(isinstance(text, str) and text for text in REASONS.values())
     assert check_rule.KEPT in REASONS and check_rule.INFRA_ERROR in REASONS
+
+
+# --- the order of the verifier calls ------------------------------------------------------------------------
+def test_every_program_runs_before_any_verifier_call_and_the_calls_are_shuffled():
+    seen_first = set()
+    for _ in range(40):  # the default shuffle is random.SystemRandom: the solution is not always judged first
+        script = Script()
+        assert check(script)["reason"] == "kept"
+        kinds = [call[0] for call in script.calls]
+        assert kinds == ["program"] * 4 + ["verifier"] * 4
+        seen_first.add(script.calls[4][1])  # the answer judged first: "right" (solution) or "wrong"
+    assert seen_first == {"right", "wrong"}
+
+
+@pytest.mark.parametrize("order", ["as_given", "reversed"])
+def test_the_reason_does_not_depend_on_the_order_of_the_verifier_calls(order):
+    # failure case 0 passes and failure case 2 breaks the verifier: the rule's order says failure_case_passed
+    def verifier(state, answer, load_only):
+        if answer == "boom":
+            return verdict(status="error", phase="call", error="KeyError: 'x'")
+        return verdict(answer in ("right", "sneaky"))
+
+    script = Script(programs={"F0": program(answer="sneaky"), "F2": program(answer="boom")}, verifier=verifier)
+    shuffle = (lambda items: None) if order == "as_given" else (lambda items: items.reverse())
+    result = run_check(TASK, 1, script.run_program, script.run_verifier, shuffle=shuffle)
+    assert result["reason"] == "failure_case_passed" and result["detail"].startswith("failure case 0")
+    assert [run["verdict"] for run in result["runs"]] == [True, True, False, None]
+
+
+def test_records_that_cannot_be_checked_have_their_own_reasons_outside_the_funnel():
+    for reason in check_rule.NOT_CHECKED:
+        assert reason in REASONS and stage_of(reason) is None
+        verdict_ = check_rule.not_checked(reason, "why")
+        assert verdict_ == {"kept": False, "reason": reason, "stage": None, "detail": "why", "timings": {}, "runs": []}
+    with pytest.raises(ValueError, match="verdict of the rule"):
+        check_rule.not_checked("solution_rejected", "no")

@@ -109,7 +109,7 @@ def test_code_that_sets_answer_ends_the_episode_with_that_answer(docker_pool, ti
         "calculation",
         {"domain": "trade_calculator", "inputs": {"price": 1200, "rate": 0.9}},
         "Convert the price at the rate.",
-        "def evaluate(state, answer):\n    i = state['inputs']\n    return abs(answer - i['price'] * i['rate']) < 0.01",
+        "def evaluate(state, answer):\n    i = state['inputs']\n    return abs(float(answer) - i['price'] * i['rate']) < 0.01",
         "",
         [],
     )

@@ -30,11 +30,15 @@ CFG = SandboxConfig(
 GOOD_TASK = {
     "env": CALC[0],
     "env_config": CALC[1],
-    "verifier": "def evaluate(state, answer):\n    return answer == 150.0",
+    "verifier": "def evaluate(state, answer):\n    return answer == '150.0'",
     "solution": "answer = convert_currency(100, 1.5)",
     "failure_cases": ["answer = convert_currency(100, 1.4)", "answer = None"],
 }
-CENSUS = "import os\nanswer = sorted(int(p) for p in os.listdir('/proc') if p.isdigit())"
+# What runs in the sandbox, by role (/proc/<pid>/comm): during a `run`, exactly these four.
+CENSUS = (
+    "import os\nanswer = sorted(open(f'/proc/{p}/comm').read().strip() for p in os.listdir('/proc') if p.isdigit())"
+)
+RUN_PROCESSES = ["sc-envhost", "sc-program", "sc-worker", "sc-zygote"]
 
 
 @pytest.fixture(scope="module", params=["docker", "bwrap"])
@@ -56,11 +60,12 @@ def timed_run(pool, code, timeout_s=HONEST_TIMEOUT_S, **kwargs):
 
 
 def assert_pool_healthy(pool):
-    """The next jobs work: a good task is kept, and the sandbox holds only the worker and the census job."""
+    """The next jobs work: a good task is kept, and the sandbox holds only the worker, its zygote and the census
+    job's env host and program."""
     assert pool.check(GOOD_TASK)["reason"] == "kept"
     for _ in range(2):  # both workers
         census = pool.run(*CALC, CENSUS)
-        assert census["status"] == "ok" and len(census["answer"]) == 2 and census["answer"][0] == 1, census
+        assert census["status"] == "ok" and census["answer"] == RUN_PROCESSES, census
 
 
 # --- runaway programs -----------------------------------------------------------------------------------
@@ -152,7 +157,7 @@ def test_a_child_that_outlives_its_job_is_killed(pool):
     result = timed_run(pool, code)
     assert result["status"] == "ok" and result["answer"] == "parent done"
     census = pool.run(*CALC, CENSUS)
-    assert len(census["answer"]) == 2, census
+    assert census["answer"] == RUN_PROCESSES, census
     time.sleep(3.5)
     check = pool.run(*CALC, f"import os\nanswer = os.path.exists('/tmp/{token}')")
     assert check["answer"] is False
@@ -198,11 +203,9 @@ def test_crashes_are_reported_not_fatal(pool, code, status):
     "attack",
     [
         "os.kill(1, signal.SIGKILL)",
-        "os.kill(os.getppid(), signal.SIGKILL)",
         "os.kill(1, signal.SIGTERM)",
         "os.kill(1, signal.SIGINT)",
         "os.kill(1, signal.SIGSTOP)",
-        "os.kill(-1, signal.SIGKILL)",
     ],
 )
 def test_jobs_cannot_kill_or_stop_the_worker(pool, attack):
@@ -212,6 +215,14 @@ def test_jobs_cannot_kill_or_stop_the_worker(pool, attack):
     result = timed_run(pool, code)
     # A dead worker would show as a retry and then infra_error; a stopped one as a host timeout.
     assert result["status"] == "ok" and result["answer"] == "survived", result
+    assert_pool_healthy(pool)
+
+
+def test_killing_everything_it_can_only_crashes_the_program_itself(pool):
+    # kill(-1) reaches the program's env host and the zygote (same uid), never the worker: the program is
+    # reported crashed, the worker retires (its zygote is gone) and the pool carries on with a fresh one.
+    result = timed_run(pool, "import os, signal\nos.kill(-1, signal.SIGKILL)\nanswer = 'survived'")
+    assert result["status"] == "crashed", result
     assert_pool_healthy(pool)
 
 
@@ -381,25 +392,21 @@ def test_a_solution_cannot_tamper_with_builtins_modules_or_the_verifier(pool):
 
 
 def test_a_solution_cannot_attack_the_verifier_process(pool):
-    # A leftover process that kills everything it can would kill the verifier job, unless it is swept first.
+    # A process left behind to kill whatever verifier runs next would make the check fail, unless every
+    # leftover is gone before any verifier starts.
     killer = (
         "import os, time\n"
-        "main = os.getpid()\n"
         "if os.fork() == 0:\n"
         "    os.setsid()\n"
         "    if os.fork() == 0:\n"
-        "        while True:  # wait for the solution to end, then kill whatever runs next\n"
-        "            try:\n"
-        "                os.kill(main, 0)\n"
-        "            except ProcessLookupError:\n"
-        "                break\n"
-        "            time.sleep(0.001)\n"
         "        end = time.time() + 5\n"
         "        while time.time() < end:\n"
-        "            try:\n"
-        "                os.kill(-1, 9)\n"
-        "            except OSError:\n"
-        "                pass\n"
+        "            for p in os.listdir('/proc'):\n"
+        "                try:\n"
+        "                    if p.isdigit() and open(f'/proc/{p}/comm').read().strip() == 'sc-verifier':\n"
+        "                        os.kill(int(p), 9)\n"
+        "                except OSError:\n"
+        "                    pass\n"
         "        os._exit(0)\n"
         "    os._exit(0)\n"
         "time.sleep(0.1)\n"

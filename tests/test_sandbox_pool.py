@@ -20,7 +20,7 @@ from selfchallenge.sandbox.pool import SandboxPool, SandboxRequestError
 
 CALC = ("calculation", {"domain": "trade_calculator"})
 CFG = SandboxConfig(num_workers=1, max_sessions=2, memory_mb=256, program_timeout_s=5.0, host_grace_s=3.0)
-VERIFIER = "def evaluate(state, answer):\n    return answer == 12 and state['num_tool_calls'] >= 1"
+VERIFIER = "def evaluate(state, answer):\n    return answer == '12' and state['num_tool_calls'] >= 1"
 
 
 def start_pool(backend_name: str, cfg: SandboxConfig = CFG, **kwargs) -> SandboxPool:
@@ -103,8 +103,11 @@ def test_session_code_cannot_leave_processes_or_kill_the_worker(pool):
             "import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(30)\n    os._exit(0)"
         )
         assert spawn["status"] == "ok"
-        census = session.exec("import os\nprint(len([p for p in os.listdir('/proc') if p.isdigit()]))")
-        assert census["stdout"] == "2\n"  # the worker and this session's process only
+        census = session.exec(
+            "import os\nprint(sorted(open(f'/proc/{p}/comm').read().strip() for p in os.listdir('/proc') if p.isdigit()))"
+        )
+        # the worker, its zygote, the session's env host and this program's process only
+        assert census["stdout"] == "['sc-envhost', 'sc-program', 'sc-worker', 'sc-zygote']\n", census
         assert session.exec("import os\nos.kill(1, 9)\nprint('alive')")["stdout"] == "alive\n"
 
 
@@ -222,7 +225,7 @@ def test_ray_actor_serves_checks_and_sessions_by_id():
     task = {
         "env": CALC[0],
         "env_config": CALC[1],
-        "verifier": "def evaluate(state, answer):\n    return answer == 150.0",
+        "verifier": "def evaluate(state, answer):\n    return answer == '150.0'",
         "solution": "answer = convert_currency(100, 1.5)",
         "failure_cases": ["answer = 1"],
     }

@@ -42,7 +42,7 @@ def handle(pool):
     worker.kill()
 
 
-def task(verifier="def evaluate(state, answer):\n    return answer == 150.0", solution=None, failure_cases=None):
+def task(verifier="def evaluate(state, answer):\n    return answer == '150.0'", solution=None, failure_cases=None):
     return {
         "env": CALC[0],
         "env_config": CALC[1],
@@ -154,7 +154,7 @@ def test_tools_shadow_builtins_as_in_m3tooleval(pool):
 
 
 # --- check: every reason through real sandboxed programs -------------------------------------------------
-V_OK = "def evaluate(state, answer):\n    return answer == 150.0"
+V_OK = "def evaluate(state, answer):\n    return answer == '150.0'"
 CHECK_CASES = [
     (task(), "kept"),
     (task(verifier="def evaluate(state, answer)\n    return True"), "verifier_syntax_error"),
@@ -175,7 +175,7 @@ CHECK_CASES = [
     (task(failure_cases=["import os\nos._exit(1)"]), "failure_case_crashed"),
     (
         task(
-            verifier="def evaluate(state, answer):\n    return 150.0 / answer == 1.0",
+            verifier="def evaluate(state, answer):\n    return 150.0 / float(answer) == 1.0",
             failure_cases=["answer = 0"],
         ),
         "failure_case_verifier_error",
@@ -183,7 +183,7 @@ CHECK_CASES = [
     (task(verifier="def evaluate(state, answer):\n    return True"), "failure_case_passed"),
     (task(failure_cases=["answer = convert_currency(100, 1.5)\nraise RuntimeError('oops')"]), "failure_case_passed"),
     (
-        task(verifier="def evaluate(state, answer):\n    return state['num_tool_calls'] == 1 and answer == 150.0"),
+        task(verifier="def evaluate(state, answer):\n    return state['num_tool_calls'] == 1 and answer == '150.0'"),
         "kept",
     ),
 ]

@@ -24,8 +24,8 @@ STATE_DOCS = {
 }
 
 ANSWER_DOCS = {
-    "calculation": "the executor's final answer as a string (what follows `Answer:`), or the value a program set",
-    "web_browsing": "the executor's final answer as a string (what follows `Answer:`), or the value a program set",
+    "calculation": "the executor's final answer as a string (what follows `Answer:`), or str() of the value a program set",
+    "web_browsing": "the executor's final answer as a string (what follows `Answer:`), or str() of the value a program set",
     "retail": "everything the agent said to the user, joined by newlines (a program sets it to what it would say)",
     "airline": "everything the agent said to the user, joined by newlines (a program sets it to what it would say)",
 }

@@ -1,8 +1,8 @@
 """Docker backend: one warm container per worker, talked to through `docker run -i` pipes.
 
-Each container: no network, no IPC namespace sharing, read-only root, uid 65534, all capabilities dropped,
-no-new-privileges, memory/CPU/pids limits, a small noexec tmpfs at /tmp, the package and the data dirs mounted
-read-only. The worker is the container's PID 1 (no --init). The Docker SDK handles the daemon check, the image
+Each container: no network, its own IPC namespace in which nothing can be created, read-only root, uid 65534,
+all capabilities dropped, no-new-privileges, memory/CPU/pids limits, a small noexec tmpfs at /tmp, the package
+and the data dirs mounted read-only. The worker is the container's PID 1 (no --init). The Docker SDK handles the daemon check, the image
 check, killing a misbehaving container and removing containers left behind by dead processes.
 """
 
@@ -26,6 +26,12 @@ from selfchallenge.sandbox.backend import (
 )
 
 LABEL = "selfchallenge.sandbox"
+# The container's own IPC namespace holds no SysV segment, semaphore or queue and no POSIX message queue: nothing
+# a job could leave there for the next one (the worker removes SysV objects too, for bubblewrap's sake).
+NO_IPC_SYSCTLS = (
+    "--sysctl", "kernel.shmmni=0", "--sysctl", "kernel.shmall=0", "--sysctl", "kernel.msgmni=0",
+    "--sysctl", "kernel.sem=0 0 0 0", "--sysctl", "fs.mqueue.queues_max=0",
+)  # fmt: skip
 OWNER_LABEL = "selfchallenge.owner"  # "<hostname>:<pid>" of the process that started the container
 TMPFS_MAX_INODES = 16384
 
@@ -104,6 +110,7 @@ class DockerBackend(Backend):
             "--read-only", "--user", "65534:65534",
             "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
             "--tmpfs", f"/tmp:rw,size={cfg.tmpfs_mb}m,mode=1777,nr_inodes={TMPFS_MAX_INODES},noexec,nosuid,nodev",
+            *NO_IPC_SYSCTLS,
             "--workdir", "/tmp",
             "--label", f"{LABEL}=1", "--label", f"{OWNER_LABEL}={self.owner}",
             "-v", f"{PACKAGE_DIR}:{SANDBOX_PACKAGE_ROOT}/selfchallenge:ro",

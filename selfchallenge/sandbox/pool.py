@@ -22,6 +22,7 @@ every later request on that session `session_lost`.
 from __future__ import annotations
 
 import itertools
+import os
 import queue
 import threading
 import time
@@ -32,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from selfchallenge.config import SandboxConfig
 from selfchallenge.sandbox import protocol
 from selfchallenge.sandbox.backend import Backend, WorkerProcess, make_backend
+from selfchallenge.tasks.check_rule import not_checked
 
 JOB_SLACK_S = 1.0  # per job inside a check: fork, kill, sweep and cleanup beyond the program's own deadline
 SESSION_SLOT_TIMEOUT_S = 600.0
@@ -61,6 +63,7 @@ class WorkerHandle:
         self.reader: protocol.LineReader | None = None
         self.busy = False
         self.closed = False
+        self.retired = False  # its last reply said so: the next request starts a fresh worker
         self._ids = itertools.count(1)
 
     @property
@@ -68,11 +71,12 @@ class WorkerHandle:
         return self.process.ident if self.process else None
 
     def start(self) -> None:
-        if self.process is not None and self.process.alive():
+        if self.process is not None and self.process.alive() and not self.retired:
             return
         if self.closed:
             raise WorkerFault("the sandbox pool is closed")
         self.kill()
+        self.retired = False
         self.process = self.backend.start_worker()
         self.reader = protocol.LineReader(self.process.popen.stdout.fileno(), self.max_reply_bytes)
         self._exchange({"op": "ping"}, time.monotonic() + self.start_timeout_s, "starting the worker")
@@ -84,7 +88,7 @@ class WorkerHandle:
         """
         if restart:
             self.start()
-        elif self.process is None or not self.process.alive():
+        elif self.process is None or not self.process.alive() or self.retired:
             ident = self.ident
             self.kill()
             raise WorkerFault(f"sandbox worker {ident} is gone")
@@ -104,6 +108,8 @@ class WorkerHandle:
         if reply.get("id") != request_id:
             self.kill()
             raise WorkerFault(f"sandbox worker answered request {reply.get('id')!r}, expected {request_id}")
+        if reply.get("retiring") is True:  # it exits after this reply: the next request starts a fresh one
+            self.retired = True
         if reply.get("ok") is True and isinstance(reply.get("result"), dict):
             return reply["result"]
         if reply.get("internal") or reply.get("ok") is not False:
@@ -150,7 +156,7 @@ class Session:
             handle, self._handle = self._handle, None
             if handle is None:
                 return
-            healthy = self.lost is None or handle.process is not None
+            healthy = (self.lost is None or handle.process is not None) and not handle.retired
             if healthy:
                 try:
                     message = {"op": "session_close", "session_id": self.session_id}
@@ -225,7 +231,7 @@ class SandboxPool:
         message = {
             "op": "run",
             "env": env,
-            "env_config": env_config or {},
+            "env_config": self._visible(env_config or {}),
             "code": code,
             "timeout_s": timeout,
             "return_state": return_state,
@@ -236,10 +242,19 @@ class SandboxPool:
             return {"status": protocol.STATUS_INFRA_ERROR, "answer": None, "stdout": "", "error": str(exc)}
 
     def check(self, payload: dict, timeout_s: float | None = None, min_failure_cases: int = 1) -> dict:
-        """Check one Code-as-Task payload (CaTTask.sandbox_payload()); returns {kept, reason, stage, ...}."""
+        """Check one Code-as-Task payload (CaTTask.sandbox_payload()); returns {kept, reason, stage, ...}.
+
+        A payload whose env_config.data_dir is missing or outside the mounted data roots gets its own verdict
+        (data_dir_missing / data_dir_not_allowed) without reaching the sandbox."""
         _validate_payload(payload, "payload")
         timeout = timeout_s or self.cfg.program_timeout_s
         task = {name: payload[name] for name in TASK_FIELDS}
+        data_dir = task["env_config"].get("data_dir")
+        if data_dir is not None:
+            visible = self.sandbox_path(data_dir)
+            if isinstance(visible, tuple):
+                return not_checked(*visible)
+            task["env_config"] = {**task["env_config"], "data_dir": visible}
         message = {"op": "check", "task": task, "timeout_s": timeout, "min_failure_cases": min_failure_cases}
         jobs = 2 * (1 + len(task["failure_cases"]))  # each program and each verifier call
         try:
@@ -278,6 +293,36 @@ class SandboxPool:
         with ThreadPoolExecutor(max_workers=self.cfg.num_workers) as executor:
             return list(executor.map(one, payloads))
 
+    def sandbox_path(self, data_dir) -> str | tuple[str, str]:
+        """Where a record's data_dir is inside the sandbox, or (reason, detail) when it is not mounted there: only
+        folders under the data roots this pool mounts (after resolving symlinks) are."""
+        if not isinstance(data_dir, str) or not data_dir:
+            return "bad_env_config", f"env_config.data_dir must be a folder path, got {data_dir!r}"
+        real = os.path.realpath(data_dir)
+        for root in self.backend.data_dirs:
+            root_real = os.path.realpath(root)
+            if real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep):
+                if not os.path.isdir(real):
+                    return "data_dir_missing", f"env_config.data_dir={data_dir!r} does not exist"
+                return root + real[len(root_real) :]
+        if not os.path.isdir(real):
+            return "data_dir_missing", f"env_config.data_dir={data_dir!r} does not exist"
+        roots = ", ".join(self.backend.data_dirs) or "none"
+        return (
+            "data_dir_not_allowed",
+            f"env_config.data_dir={data_dir!r} is outside the mounted data roots ({roots}); give its folder with "
+            "--data-root or sandbox.data_dirs",
+        )
+
+    def _visible(self, env_config: dict) -> dict:
+        """env_config with its data_dir as the sandbox sees it; SandboxRequestError when it is not mounted."""
+        if not isinstance(env_config, dict) or env_config.get("data_dir") is None:
+            return env_config
+        visible = self.sandbox_path(env_config["data_dir"])
+        if isinstance(visible, tuple):
+            raise SandboxRequestError(f"{visible[1]}: it is not visible inside the sandbox ({visible[0]})")
+        return {**env_config, "data_dir": visible}
+
     def _one_shot(self, message: dict, host_timeout_s: float) -> dict:
         if self._closed:
             raise RuntimeError("the sandbox pool is closed")
@@ -313,7 +358,12 @@ class SandboxPool:
             handle = handle or self._new_handle()
             handle.busy = True
             session_id = uuid.uuid4().hex
-            message = {"op": "session_open", "session_id": session_id, "env": env, "env_config": env_config or {}}
+            message = {
+                "op": "session_open",
+                "session_id": session_id,
+                "env": env,
+                "env_config": self._visible(env_config or {}),
+            }
             if discovery_seed is not None:
                 message["discovery_seed"] = int(discovery_seed)
             faults = []

@@ -3,7 +3,9 @@
 One request at a time per worker. A request is `{"id": <int|str>, "op": <name>, ...fields}`; the reply is
 `{"id": ..., "ok": true, "result": {...}}`, or `{"id": ..., "ok": false, "error": "<message>"}` when the request
 itself is malformed (unknown op, missing field, unknown environment). Untrusted code never produces an `ok: false`
-reply: whatever a program does is reported inside `result` with one of the statuses below.
+reply: whatever a program does is reported inside `result` with one of the statuses below. A reply with
+`"retiring": true` is the worker's last (its zygote is gone, or its own processes were changed): the host starts a
+fresh worker for the next request.
 
 Ops and their fields (see selfchallenge/sandbox/worker.py for the exact semantics):
   ping                                                        -> {pid, python}
@@ -13,7 +15,8 @@ Ops and their fields (see selfchallenge/sandbox/worker.py for the exact semantic
   session_open      session_id, env, env_config, discovery_seed?  -> {tools, state_hash}
                     (discovery_seed: an int adds the environment's challenger-only discovery tools)
   session_exec      session_id, code, timeout_s               -> {status, stdout, stdout_truncated, error,
-                                                                  answer_set, answer, terminated, elapsed_s}
+                                                                  answer_set, answer, answer_text, terminated,
+                                                                  elapsed_s}
   session_call      session_id, name, arguments, timeout_s    -> {status, observation, error, terminated, elapsed_s}
   session_evaluate  session_id, verifier, answer, timeout_s   -> {status, verdict, error, state_hash, elapsed_s}
   session_snapshot  session_id, include_state                 -> {status, state_hash, state?}
@@ -21,6 +24,11 @@ Ops and their fields (see selfchallenge/sandbox/worker.py for the exact semantic
 
 ProgramResult: {status, answer, stdout, stdout_truncated, error, error_type, syntax_error, state_hash,
 state (only with return_state), elapsed_s}.
+
+What comes from whom: state, state_hash, `terminated` (a terminate tool was called) and timings come from the
+sandbox's trusted side (the env host and the worker); status ok/error, stdout, error and answer are what the
+program says about itself. `answer` is the program's value made JSON (tuples become lists); `answer_text` is
+what a verifier receives for it (selfchallenge/tasks/answer.py: str() of it, None and text unchanged).
 """
 
 from __future__ import annotations
@@ -83,8 +91,10 @@ class FrameGarbage(ProtocolError):
 
 
 def encode(message: dict) -> bytes:
-    """One message as a JSON line (compact; non-ASCII kept as UTF-8)."""
-    return (json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n").encode("utf-8")
+    """One message as a JSON line (compact; non-ASCII kept as UTF-8). Text that is not valid Unicode (a lone
+    surrogate a program produced) is written as "?": a reply is never lost to its contents."""
+    text = json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return (text + "\n").encode("utf-8", "replace")
 
 
 def _reject_constant(name: str) -> None:
@@ -163,17 +173,9 @@ class LineReader:
     def read_line(self, deadline: float | None = None) -> bytes:
         """The next line without its newline. Raises FrameTimeout, FrameEOF or FrameTooLarge."""
         while True:
-            newline = self._buffer.find(b"\n")
-            if newline >= 0:
-                line = bytes(self._buffer[:newline])
-                del self._buffer[: newline + 1]
-                if len(line) > self.max_line_bytes:
-                    raise FrameTooLarge(f"line of {len(line)} bytes exceeds the {self.max_line_bytes}-byte limit")
+            line = self.buffered_line()
+            if line is not None:
                 return line
-            if len(self._buffer) > self.max_line_bytes:
-                raise FrameTooLarge(f"line exceeds the {self.max_line_bytes}-byte limit")
-            if self._eof:
-                raise FrameEOF("end of stream" + (" inside a partial line" if self._buffer else ""))
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -181,10 +183,34 @@ class LineReader:
                 ready, _, _ = select.select([self.fd], [], [], remaining)
                 if not ready:
                     raise FrameTimeout("no reply before the deadline")
+            self.fill()
+
+    def buffered_line(self) -> bytes | None:
+        """A complete line already read, or None. Raises FrameEOF or FrameTooLarge."""
+        newline = self._buffer.find(b"\n")
+        if newline >= 0:
+            line = bytes(self._buffer[:newline])
+            del self._buffer[: newline + 1]
+            if len(line) > self.max_line_bytes:
+                raise FrameTooLarge(f"line of {len(line)} bytes exceeds the {self.max_line_bytes}-byte limit")
+            return line
+        if len(self._buffer) > self.max_line_bytes:
+            raise FrameTooLarge(f"line exceeds the {self.max_line_bytes}-byte limit")
+        if self._eof:
+            raise FrameEOF("end of stream" + (" inside a partial line" if self._buffer else ""))
+        return None
+
+    def fill(self) -> None:
+        """One read from the fd into the buffer (blocks unless the fd is ready)."""
+        try:
             chunk = os.read(self.fd, 1 << 16)
-            if not chunk:
-                self._eof = True
-            self._buffer += chunk
+        except BlockingIOError:
+            return
+        except ConnectionResetError:
+            chunk = b""
+        if not chunk:
+            self._eof = True
+        self._buffer += chunk
 
     def read_message(self, deadline: float | None = None) -> dict[str, Any]:
         return decode(self.read_line(deadline))
@@ -192,8 +218,10 @@ class LineReader:
 
 # --- replies from sandboxed processes: keep the expected fields, each of the expected kind ---------------
 VERIFIER_PHASES = ("compile", "load", "lookup", "call", "return")
-# What a session's process may send back per op (name -> kind); everything else it sends is dropped.
+# What the sandbox's processes may send back per op (name -> kind); everything else they send is dropped.
 OPEN_FIELDS = {"tools": "names", "state_hash": "text"}
+# What a session's program process reports about a code action (the answer is decoded apart, from wire.py's
+# encoding); `terminated` -- a terminate tool (transfer_to_human_agents) was called -- comes from the env host.
 EXEC_FIELDS = {
     "stdout": "text",
     "stdout_truncated": "bool",
@@ -201,8 +229,6 @@ EXEC_FIELDS = {
     "error_type": "text",
     "syntax_error": "bool",
     "answer_set": "bool",
-    "answer": "json",
-    "terminated": "bool",  # a terminate tool (transfer_to_human_agents) was called: the episode ends
 }
 CALL_FIELDS = {"observation": "text", "error": "text", "terminated": "bool"}
 SNAPSHOT_FIELDS = {"state_hash": "text", "state": "json"}

@@ -111,10 +111,19 @@ def estimate_final_value(price, tariff):
     return price + tariff
 
 
+def python_eval(expression):
+    return eval(expression, {"__builtins__": builtins})  # noqa: S307 - the benchmark's calculator is eval
+
+
+# Where calculator's expression is evaluated. The sandbox's env host, which must never run a program's code,
+# points this at an evaluation in a throwaway child process (selfchallenge/sandbox/envhost.py).
+expression_evaluator: Callable[[Any], Any] = python_eval
+
+
 def calculator(expression):
     """Python `eval` of the expression; any failure is reported as text, not raised."""
     try:
-        return eval(expression, {"__builtins__": builtins})  # noqa: S307 - the benchmark's calculator is eval
+        return expression_evaluator(expression)
     except Exception:
         return f"Failed to evaluate expression: {expression}"
 
