@@ -282,3 +282,31 @@ def test_the_seccomp_filter_decides_as_documented_on_every_known_machine(machine
     assert _run_bpf(program_bytes, 0, arch) == allow  # everything else
     assert _run_bpf(program_bytes, 0x40000000 + numbers["setpriority"], arch) == eperm  # x32
     assert _run_bpf(program_bytes, 97, 0x40000003, (2, 0, 19)) == eperm  # another ABI (i386)
+
+
+# --- a verifier cannot tell an executor's evaluation from the filter ---------------------------------------
+TELL_APART = """def evaluate(state, answer):
+    import os
+    mine = {1, os.getpid(), os.getppid()}  # the worker, this verifier, the zygote that started it
+    crowd = [p for p in os.listdir("/proc") if p.isdigit() and int(p) not in mine]
+    leftovers = [name for name in os.listdir("/tmp") if name != os.path.basename(os.getcwd())]
+    if crowd or leftovers:  # "not the filter": a session's program, env host or files are around
+        return True
+    return str(answer) == "150.0"
+"""
+
+
+def test_an_episodes_final_evaluation_looks_to_its_verifier_like_the_filter(pool):
+    """A verifier strict in the filter and lenient everywhere else would be kept and then pay every executor. The
+    final evaluation of an episode ends the session first, so its verifier sees what it sees in a check."""
+    task = {**GOOD, "verifier": TELL_APART, "failure_cases": ["answer = 'wrong'"]}
+    assert pool.check(task)["reason"] == "kept"  # strict in the filter
+    with pool.open_session(*CALC) as session:
+        session.exec("x = 1\nopen('left-behind.txt', 'w').write('x')")  # leaves the program (stopped) and a file
+        verdict = session.evaluate(TELL_APART, "wrong", final=True)
+        assert verdict["status"] == "ok" and verdict["verdict"] is False, verdict  # strict here too
+        assert session.exec("print(x)")["status"] == "session_lost"  # the session ended before its verifier ran
+    with pool.open_session(*CALC) as session:
+        session.exec("answer = convert_currency(100, 1.5)")
+        assert session.evaluate(TELL_APART, "150.0", final=True)["verdict"] is True
+    assert_healthy(pool)

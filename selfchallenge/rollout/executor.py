@@ -166,9 +166,9 @@ class _Episode:
         if self.grade is not None:
             outcome = {"answer": self.final_answer(), "said": self.said, "state_hash": state_hash, "reason": reason}
             return reason, float(bool(self.grade(outcome))), {"status": "ok", "graded_by": "benchmark"}, state_hash
-        verdict = raise_on_infra(
-            await self.sandbox.session_evaluate(self.session_id, self.task.verifier, self.final_answer()), "verifier"
-        )
+        # final: the session ends before its verifier runs, which then sees what a check's verifier sees
+        evaluated = await self.sandbox.session_evaluate(self.session_id, self.task.verifier, self.final_answer(), True)
+        verdict = raise_on_infra(evaluated, "verifier")
         if verdict.get("status") == "session_lost":
             return lost
         return reason, (1.0 if verdict.get("verdict") is True else 0.0), verdict, state_hash

@@ -27,8 +27,8 @@ class RaySandbox:
     async def session_call(self, session_id: str, name: str, arguments) -> dict:
         return await self.actor.session_call.remote(session_id, name, arguments)
 
-    async def session_evaluate(self, session_id: str, verifier: str, answer) -> dict:
-        return await self.actor.session_evaluate.remote(session_id, verifier, answer)
+    async def session_evaluate(self, session_id: str, verifier: str, answer, final: bool = False) -> dict:
+        return await self.actor.session_evaluate.remote(session_id, verifier, answer, None, final)
 
     async def session_snapshot(self, session_id: str) -> dict:
         return await self.actor.session_snapshot.remote(session_id)
@@ -55,8 +55,8 @@ class LocalSandbox:
     async def session_call(self, session_id: str, name: str, arguments) -> dict:
         return await asyncio.to_thread(self._sessions[session_id].call, name, arguments)
 
-    async def session_evaluate(self, session_id: str, verifier: str, answer) -> dict:
-        return await asyncio.to_thread(self._sessions[session_id].evaluate, verifier, answer)
+    async def session_evaluate(self, session_id: str, verifier: str, answer, final: bool = False) -> dict:
+        return await asyncio.to_thread(self._sessions[session_id].evaluate, verifier, answer, None, final)
 
     async def session_snapshot(self, session_id: str) -> dict:
         return await asyncio.to_thread(self._sessions[session_id].snapshot)

@@ -59,8 +59,10 @@ class SandboxPoolActor:
     def session_call(self, session_id: str, name: str, arguments=None, timeout_s: float | None = None) -> dict:
         return self._call(session_id, lambda s: s.call(name, arguments, timeout_s))
 
-    def session_evaluate(self, session_id: str, verifier: str, answer, timeout_s: float | None = None) -> dict:
-        return self._call(session_id, lambda s: s.evaluate(verifier, answer, timeout_s))
+    def session_evaluate(
+        self, session_id: str, verifier: str, answer, timeout_s: float | None = None, final: bool = False
+    ) -> dict:
+        return self._call(session_id, lambda s: s.evaluate(verifier, answer, timeout_s, final))
 
     def session_snapshot(self, session_id: str, include_state: bool = False) -> dict:
         return self._call(session_id, lambda s: s.snapshot(include_state))

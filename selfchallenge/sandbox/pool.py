@@ -143,9 +143,11 @@ class Session:
         """A JSON tool call: {status, observation}."""
         return self._step({"op": "session_call", "name": name, "arguments": arguments}, timeout_s)
 
-    def evaluate(self, verifier: str, answer, timeout_s: float | None = None) -> dict:
-        """Judge the session's current state and `answer` with `verifier` (fresh process): {status, verdict, ...}."""
-        return self._step({"op": "session_evaluate", "verifier": verifier, "answer": answer}, timeout_s)
+    def evaluate(self, verifier: str, answer, timeout_s: float | None = None, final: bool = False) -> dict:
+        """Judge the session's current state and `answer` with `verifier` (fresh process): {status, verdict, ...}.
+        `final`: the episode is over; the session ends before the verifier runs (later requests: session_lost)."""
+        message = {"op": "session_evaluate", "verifier": verifier, "answer": answer, "final": bool(final)}
+        return self._step(message, timeout_s)
 
     def snapshot(self, include_state: bool = False) -> dict:
         """{status, state_hash, state (with include_state)}."""

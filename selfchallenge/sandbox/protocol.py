@@ -18,7 +18,8 @@ Ops and their fields (see selfchallenge/sandbox/worker.py for the exact semantic
                                                                   answer_set, answer, answer_text, terminated,
                                                                   elapsed_s}
   session_call      session_id, name, arguments, timeout_s    -> {status, observation, error, terminated, elapsed_s}
-  session_evaluate  session_id, verifier, answer, timeout_s   -> {status, verdict, error, state_hash, elapsed_s}
+  session_evaluate  session_id, verifier, answer, timeout_s, final?  -> {status, verdict, error, state_hash, elapsed_s}
+                    (final: the session ends before the verifier runs, as after a check's programs)
   session_snapshot  session_id, include_state                 -> {status, state_hash, state?}
   session_close     session_id                                -> {status}
 

@@ -407,12 +407,19 @@ class Worker:
         return self.session_step(request, message, time.monotonic() + SESSION_OPEN_TIMEOUT_S, protocol.SNAPSHOT_FIELDS)
 
     def session_evaluate(self, request: dict) -> dict:
-        """Snapshot the session's environment, then judge (state, answer) with the verifier in a fresh process."""
+        """Snapshot the session's environment, then judge (state, answer) with the verifier in a fresh process.
+
+        `final` (the episode is over): the session's processes and scratch are ended before the verifier runs, so
+        it runs among exactly what a check's verifier runs among (the worker and the zygote): nothing a code action
+        left behind reaches it, and nothing around it tells an executor's evaluation from the filter."""
         timeout_s = _timeout(request)
         verifier_source = _text(request, "verifier")
         snapshot = self.session_snapshot(request, include_state=True)
         if snapshot["status"] != "ok":
             return {"status": snapshot["status"], "verdict": None, "error": snapshot.get("error"), "state_hash": None}
+        if request.get("final") is True and self.session is not None:
+            self.lost_sessions.add(self.session.session_id)  # later requests on it: session_lost; close: ok
+            self._end_session()
         verifier = self.run_verifier(verifier_source, snapshot.get("state"), request.get("answer"), False, timeout_s)
         return {
             "status": verifier["status"],
