@@ -41,3 +41,12 @@ def test_modes_are_nested_and_their_counts_are_the_funnel_stages():
     assert set(FILTER_STAGE) == set(MODES)
     with pytest.raises(ValueError, match="challenger.filter='strict'"):
         reaches_executor({"reason": "kept"}, "strict")
+
+
+def test_a_task_whose_world_cannot_be_used_reaches_no_executor_in_any_mode():
+    from selfchallenge.tasks.check_rule import NOT_CHECKED
+    from selfchallenge.tasks.filter_modes import FILTER_STAGE, reaches_executor
+
+    for reason in NOT_CHECKED:
+        assert not any(reaches_executor({"reason": reason}, mode) for mode in FILTER_STAGE), reason
+    assert reaches_executor({"reason": "infra_error"}, "instruction")  # nothing was decided about that one

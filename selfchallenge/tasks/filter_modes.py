@@ -16,7 +16,7 @@ wrong solve earns 1), which is what the later stages remove.
 
 from __future__ import annotations
 
-from .check_rule import FUNNEL_STAGES, INFRA_ERROR, stage_of
+from .check_rule import FUNNEL_STAGES, INFRA_ERROR, NOT_CHECKED, stage_of
 
 # mode -> the funnel stage a task must have reached (None: none, parsing is enough)
 FILTER_STAGE: dict[str, str | None] = {
@@ -29,13 +29,17 @@ FILTER_STAGE: dict[str, str | None] = {
 
 def reaches_executor(check: dict, mode: str) -> bool:
     """Whether a checked task passes the filter `mode`. An infra error decides nothing about the task, so it is
-    kept only where the check does not matter (`instruction`)."""
+    kept only where the check does not matter (`instruction`); a task whose world cannot be used here (a
+    NOT_CHECKED reason: a data folder outside the roots, an env_config no environment accepts) never is: no
+    executor session could open it."""
     if mode not in FILTER_STAGE:
         raise ValueError(f"challenger.filter={mode!r} is not one of {list(FILTER_STAGE)}")
     required = FILTER_STAGE[mode]
+    reason = check.get("reason")
+    if reason in NOT_CHECKED:
+        return False
     if required is None:
         return True
-    reason = check.get("reason")
     if reason == INFRA_ERROR or reason is None:
         return False
     stage = stage_of(reason)
