@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from selfchallenge.tasks.check_rule import FUNNEL_STAGES, INFRA_ERROR, REASONS, funnel_counts
+from selfchallenge.tasks.check_rule import FUNNEL_STAGES, INFRA_ERROR, NOT_CHECKED, REASONS, funnel_counts
 from selfchallenge.tasks.filter_modes import FILTER_STAGE, deciding_stage, reaches_executor
 
 MODES = ("instruction", "verifier_runs", "solution_passes", "full")
@@ -36,7 +36,8 @@ def test_modes_are_nested_and_their_counts_are_the_funnel_stages():
     for mode in MODES[1:]:
         kept = sum(reaches_executor({"reason": r}, mode) for r in reasons)
         assert kept == funnel[deciding_stage(mode)] > 0, mode
-    assert sum(reaches_executor({"reason": r}, "instruction") for r in reasons) == len(reasons)
+    usable = [r for r in reasons if r not in NOT_CHECKED]  # a world that cannot be used reaches no executor
+    assert sum(reaches_executor({"reason": r}, "instruction") for r in reasons) == len(usable)
     assert deciding_stage("instruction") == "parsed" and deciding_stage("full") == FUNNEL_STAGES[-1]
     assert set(FILTER_STAGE) == set(MODES)
     with pytest.raises(ValueError, match="challenger.filter='strict'"):
