@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 
+from ..envs.airline.tools import AIRPORTS
 from ..envs.retail.tools import CANCEL_REASONS
 from .scripted import Script, World
 
@@ -44,8 +45,11 @@ def _find(email: str, order_id: str) -> str:
     return f"print(find_user_id_by_email({email!r}))\nprint(get_order_details({order_id!r}))"
 
 
-def _order_verifier(order_id: str, condition: str) -> str:
-    return f"def evaluate(state, answer):\n    order = state['orders'][{order_id!r}]\n    return {condition}"
+def _order_verifier(order_id: str, condition: str, said: bool = False) -> str:
+    lines = ["def evaluate(state, answer):", f"    order = state['orders'][{order_id!r}]"]
+    if said:
+        lines.append("    said = str(answer).lower()")
+    return "\n".join([*lines, f"    return {condition}"])
 
 
 def _write_dialogue(opening: str, find: str, confirm: str, write: str, done: str) -> list[tuple[str, str]]:
@@ -67,16 +71,23 @@ def retail_order_status(rng: random.Random, world: World) -> Script | None:
     order, user, name = found
     oid, status, email = order["order_id"], order["status"], user["email"]
     wrong = rng.choice([s for s in ORDER_STATUSES if s not in status and status not in s])
+    others = [s for s in ORDER_STATUSES if s not in status and status not in s]
     said = "Your order {} is {}."
+    # the status must be said, and no other one: an agent naming every status must not pass
+    told = f"{status!r} in said and not any(other in said for other in {others!r})"
     return Script(
         family="retail_order_status",
         instruction=f"You are {name}, your email is {email}. You want to know the status of your order {oid}. "
         "You do not want to change anything.",
-        verifier=_order_verifier(oid, f"order['status'] == {status!r} and {status!r} in str(answer).lower()"),
-        wrong_verifier=_order_verifier(oid, f"{wrong!r} in str(answer).lower()"),
+        verifier=_order_verifier(oid, f"order['status'] == {status!r} and {told}", said=True),
+        wrong_verifier=_order_verifier(oid, f"{wrong!r} in said", said=True),
         solution=f"import json\nstatus = json.loads(get_order_details({oid!r}))['status']\n"
         f"answer = 'Your order {oid} is ' + status + '.'",
-        failures=[f"answer = {said.format(oid, wrong)!r}", "answer = 'I cannot find your order.'"],
+        failures=[
+            f"answer = {said.format(oid, wrong)!r}",
+            f"answer = {said.format(oid, ' or '.join(ORDER_STATUSES))!r}",
+            "answer = 'I cannot find your order.'",
+        ],
         dialogue=[
             ("user", f"Hi! What is the status of my order {oid}? My email is {email}."),
             ("code", _find(email, oid)),
@@ -228,16 +239,25 @@ def airline_destination(rng: random.Random, world: World) -> Script | None:
     wrong = reservation["origin"] if reservation["origin"] != destination else "XXX"
     said = "Your reservation {} goes to {}."
     active = "reservation.get('status') != 'cancelled'"
+    # the destination must be named, and no other airport: an agent listing every airport must not pass
+    verifier = (
+        "def evaluate(state, answer):\n"
+        "    import re\n"
+        f"    reservation = state['reservations'][{rid!r}]\n"
+        f"    named = set(re.findall(r'\\b[A-Z]{{3}}\\b', str(answer))) & set({sorted(AIRPORTS)!r})\n"
+        f"    return {active} and named == {{{destination!r}}}"
+    )
     return Script(
         family="airline_destination",
         instruction=f"You are {name}, your user id is {uid}. You want to know the destination of your reservation "
         f"{rid}. You do not want to change anything.",
-        verifier=_reservation_verifier(rid, f"{active} and {destination!r} in str(answer)"),
+        verifier=verifier,
         wrong_verifier=_reservation_verifier(rid, f"{active} and {wrong!r} in str(answer)"),
         solution=f"import json\ndestination = json.loads(get_reservation_details({rid!r}))['destination']\n"
         f"answer = 'Your reservation {rid} goes to ' + destination + '.'",
         failures=[
             f"answer = {said.format(rid, wrong)!r}",
+            f"answer = {said.format(rid, ', '.join(sorted(AIRPORTS)))!r}",
             f"cancel_reservation(reservation_id={rid!r})\nanswer = {said.format(rid, destination)!r}",
         ],
         dialogue=[
