@@ -100,7 +100,14 @@ def episodes(engine, sandbox_actor, tiny_chat):
         sampling={"temperature": TEMPERATURE, "top_p": 1.0, "max_tokens": TURN_TOKENS},
     )
 
+    async def warm_sessions():
+        # Start the session workers first (a container each): opened on demand, their start-up staggers the
+        # episodes by a second or more, and on a loaded machine they would not overlap in the engine at all.
+        ids = await asyncio.gather(*(sandbox.open_session("calculation", {}) for _ in range(EPISODES)))
+        await asyncio.gather(*(sandbox.close_session(i) for i in ids))
+
     async def run_all():
+        await warm_sessions()
         policies = [RecordingPolicy(shared) for _ in range(EPISODES)]
         runs = []
         for index, policy in enumerate(policies):
