@@ -52,6 +52,7 @@ def test_parse_good_task_strips_fences_and_round_trips():
     "text, reason",
     [
         ("", "empty_output"),
+        (GOOD.replace("answer = None", "answer = '\ud800'"), "invalid_text"),
         (GOOD.replace("</solution>", ""), "unclosed_tag"),
         (GOOD.replace("<instruction>", "<x>").replace("</instruction>", "</x>"), "missing_instruction"),
         (GOOD.replace("evaluation_function", "eval"), "missing_verifier"),

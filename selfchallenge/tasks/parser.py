@@ -39,6 +39,7 @@ MAX_FAILURE_CASES = 8
 
 PARSE_REASONS = {
     "empty_output": "the challenger produced no text",
+    "invalid_text": "the text is not valid Unicode (a lone surrogate): it cannot be hashed, stored or run",
     "out_of_tokens": "the episode's token budget ran out before the task was written",
     "unclosed_tag": "a tag was opened but never closed (often: generation hit max_tokens)",
     "missing_instruction": "no <instruction> tag",
@@ -89,6 +90,10 @@ def parse_fields(text: str) -> dict:
     """The raw fields (instruction, verifier, solution, failure_cases) or a ParseError."""
     if not text or not text.strip():
         raise ParseError("empty_output")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ParseError("invalid_text", f"character {exc.start}: {text[exc.start]!r}") from None
     fields: dict = {}
     for tag, name in _SINGLE_TAGS.items():
         bodies = _blocks(text, tag)
