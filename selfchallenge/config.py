@@ -189,6 +189,11 @@ class RayConfig:
 
 
 @dataclass
+class CheckpointConfig:
+    keep_last: int = 0  # keep the checkpoints (DeepSpeed state + HF export) of the newest N iterations; 0 = all
+
+
+@dataclass
 class RunConfig:
     run_dir: str = "runs/default"
     seed: int = 0
@@ -203,6 +208,7 @@ class RunConfig:
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     ray: RayConfig = field(default_factory=RayConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
 
 
 _CHOICES = {
@@ -249,6 +255,8 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError(
             f"challenger.max_per_instruction={cfg.challenger.max_per_instruction} must be >= 0 (0 keeps every task)"
         )
+    if cfg.checkpoint.keep_last < 0:
+        raise ConfigError(f"checkpoint.keep_last={cfg.checkpoint.keep_last} must be >= 0 (0 keeps every iteration's)")
     if not cfg.envs:
         raise ConfigError("envs is empty; give at least one environment, e.g. envs=[{name:calculation}]")
     for i, spec in enumerate(cfg.envs):

@@ -18,6 +18,8 @@ import hashlib
 import json
 import logging
 import os
+import re
+import shutil
 import time
 from collections import Counter
 
@@ -366,6 +368,19 @@ def stage_train(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
     log.log(iteration, "train", {**metrics, "train_s": round(train_s, 2), "sync": sync})
     models = {**run.state.get("models", {}), str(iteration): {"hf": hf, "checkpoint": checkpoint}}
     run.mark(f"iter_{iteration}/train", models=models)
+    prune_checkpoints(os.path.join(run.path, "checkpoints"), cfg.checkpoint.keep_last)
+
+
+def prune_checkpoints(folder: str, keep_last: int) -> list[str]:
+    """Delete `iter_<i>` folders but the newest `keep_last` (0 keeps all). Runs only after the newest is recorded
+    in the run state, so a crash here loses nothing a resume needs (it starts from the newest)."""
+    if keep_last <= 0 or not os.path.isdir(folder):
+        return []
+    iterations = sorted((n for n in os.listdir(folder) if re.fullmatch(r"iter_\d+", n)), key=lambda n: int(n[5:]))
+    removed = iterations[:-keep_last]
+    for name in removed:
+        shutil.rmtree(os.path.join(folder, name))
+    return removed
 
 
 def build_eval_items(cfg: RunConfig) -> list:

@@ -38,6 +38,7 @@ def test_defaults_and_overrides():
         ("challenger.max_per_instruction=-1", "challenger.max_per_instruction"),
         ("challenger.reward=solved", "challenger.reward"),
         ("challenger.filter=verifier", "challenger.filter"),
+        ("checkpoint.keep_last=-1", "checkpoint.keep_last"),
         ("envs=[{name: bogus}]", "envs[0].name"),
         ("nokey", "nokey"),
     ],

@@ -73,5 +73,7 @@ def test_self_challenging_raises_heldout_success(tmp_path, ray_local):
     kept = [row["funnel"]["to_executor"] for row in metrics if row["stage"] == "check"]
     assert kept and all(count > 0 for count in kept), kept  # the challenger wrote tasks the filter kept
     assert os.path.exists(os.path.join(run_dir, "report.html"))
+    # checkpoint.keep_last=1 (demo.yaml): the first iteration's checkpoint went once the second was recorded
+    assert os.listdir(os.path.join(run_dir, "checkpoints")) == ["iter_001"]
     with open(os.path.join(out, "summary.json"), encoding="utf-8") as handle:
         assert json.load(handle)["seeds"][0]["after"] == seed["after"]
