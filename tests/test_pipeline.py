@@ -22,6 +22,8 @@ GOOD = [row for row in GOOD if row["provenance"]["expected_reason"] == "kept"]
 SAMPLES = 6
 RAY = str(Path(sys.executable).parent / "ray")
 
+pytestmark = [pytest.mark.docker, pytest.mark.vllm, pytest.mark.slow]
+
 
 def _overrides(run_dir: Path, heldout: Path) -> list[str]:
     return [
