@@ -7,8 +7,9 @@ scoring) are evaluated before and after. One run serves the four per-environment
 warm start are shared to keep the suite's time down).
 
 What is asserted is that each stage did its work in each environment, not that the tiny model learns. A tiny
-model warm-started for minutes explores correctly but rarely writes a whole task that parses in a world
-environment, and solves few tau-bench tasks; so the run also checks two seed tasks per environment
+model warm-started for minutes may or may not open with a well-formed Action (it depends on the bits of its
+training), rarely writes a whole task that parses in a world environment, and solves few tau-bench tasks; so the
+run also checks two seed tasks per environment
 (`challenger.seed_tasks`, written by the warm start, `warmstart.seed_tasks`, from another seed, never trained on) so that
 every later stage has work in every environment, and sets `learner.failure_weight=0.1` so that every
 environment's trajectories reach the learner (RFT alone trains on successes only). How many of the challenger's
@@ -21,7 +22,9 @@ import os
 
 import pytest
 
+from selfchallenge.agents.prompts import CHALLENGER_NOT_AN_ACTION, CHALLENGER_WRITE_NOW
 from selfchallenge.config import ConfigError, load_config
+from selfchallenge.envs import make_env
 from selfchallenge.tasks.parser import PARSE_REASONS
 
 pytestmark = [pytest.mark.docker, pytest.mark.vllm, pytest.mark.slow]
@@ -56,7 +59,7 @@ def _jsonl(path: str) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, ray_local):
+def run(tmp_path_factory, ray_local, shared_data):  # the config reads ../shared/data
     from selfchallenge.pipeline import run_pipeline
     from selfchallenge.rollout.trajectory import load_trajectories
     from selfchallenge.warmstart.recipe import load_options, warmstart
@@ -103,11 +106,21 @@ def test_every_environment_goes_through_the_whole_loop(run, env):
     # parsed or refused with a reason code; the filter kept tasks of this environment
     proposals = [p for p in run["proposals"] if p["env"] == env and p["trajectory"]]
     assert proposals and all(p["reason"] in REASONS for p in proposals), [p["reason"] for p in proposals]
-    observations = [m["content"] for p in proposals for m in p["trajectory"]["messages"][3:4]]
-    assert any(m.startswith("Observation:\n") for m in observations), observations  # an exploration ran
+    discovery = [spec["function"]["name"] for spec in make_env(env, {}).discovery_specs()]
+    for proposal in proposals:  # the challenger was shown its discovery tools, and each turn was answered
+        messages = proposal["trajectory"]["messages"]
+        assert all(f"- {name}(" in messages[0]["content"] for name in discovery), discovery
+        answers = [m["content"] for m in messages[2:] if m["role"] == "user"]
+        nudges = (CHALLENGER_NOT_AN_ACTION, CHALLENGER_WRITE_NOW)
+        assert answers and all(a.startswith("Observation:\n") or a in nudges for a in answers), answers
+    # Whether the tiny model's first turn is an Action depends on the bits of a minutes-long warm start (one change
+    # to the warm-start families turned every first turn into prose), so it is printed, not asserted; exploring
+    # through the same episode loop and sandbox session in every environment is asserted by test_warmstart's
+    # scripted transcripts.
+    explored = sum(int(p["trajectory"]["info"]["explore_turns_used"]) for p in proposals)
     kept = [task for task in run["kept"] if task["env"] == env]
     own = [task for task in kept if task["provenance"].get("source") != "seed_tasks"]
-    print(f"{env}: {len(own)} of the challenger's {len(proposals)} proposals kept; reasons "
+    print(f"{env}: {explored} explorations; {len(own)} of the challenger's {len(proposals)} proposals kept; reasons "
           f"{[p['reason'] for p in proposals]}")  # fmt: skip
     assert kept, f"no {env} task was kept"
     # solve: executor trajectories, token-exact, with everything but the model's own turns masked out

@@ -207,6 +207,7 @@ Example (the names and ids in it are illustrative; use what you find while explo
 
 CHALLENGER_START = "Explore the environment, then write one new task."
 CHALLENGER_WRITE_NOW = "Exploration is over. Now write the task in the <task> format."
+CHALLENGER_NOT_AN_ACTION = "Write one Action to explore, or write the task."
 
 
 def executor_system_prompt(env_name: str, describe: str, tool_specs: list[dict], action_format: str) -> str:

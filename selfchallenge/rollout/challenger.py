@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ..agents import actions as A
-from ..agents.prompts import CHALLENGER_START, CHALLENGER_WRITE_NOW
+from ..agents.prompts import CHALLENGER_NOT_AN_ACTION, CHALLENGER_START, CHALLENGER_WRITE_NOW
 from ..tasks.dedup import instruction_key
 from ..tasks.parser import ParseResult, parse_challenger_output
 from ..tasks.record import CaTTask
@@ -117,7 +117,7 @@ async def run_challenger_episode(
                 result = raise_on_infra(await sandbox.session_exec(session_id, action.code), "exploration")
                 observation = "Observation:\n" + observation_text(result)
             else:
-                observation = "Write one Action to explore, or write the task."
+                observation = CHALLENGER_NOT_AN_ACTION
             transcript.add_context(chat.append_ids("user", observation), "user", observation)
     finally:
         await sandbox.close_session(session_id)
