@@ -272,8 +272,13 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = [*args.overrides, *extra]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    from .rollout.runner import StageIncomplete
+
     try:
         return args.func(args)
+    except StageIncomplete as exc:
+        print(f"selfchallenge: {exc}", file=sys.stderr)
+        return 3
     except ConfigError as exc:
         print(f"selfchallenge: config error: {exc}", file=sys.stderr)
         return 2

@@ -29,7 +29,7 @@ from .config import ConfigError, RunConfig
 from .envs import make_env
 from .rollout.challenger import ChallengerSettings, run_challenger_episode, score_challenger
 from .rollout.executor import INFRA_REASONS, ExecutorSettings, run_executor_episode
-from .rollout.runner import Journal, run_journaled
+from .rollout.runner import Journal, StageIncomplete, describe_loss, run_journaled
 from .rollout.trajectory import Trajectory, save_trajectories, successes_by_task
 from .tasks.check_rule import funnel_counts
 from .tasks.dedup import cap_per_instruction, deduplicate
@@ -101,6 +101,16 @@ class RunDir:
 
 
 # ---------------------------------------------------------------------------------------------------- stages
+def _stop_if_lost(stage: str, records: list[dict], what: str, journal_path: str) -> None:
+    """Raise StageIncomplete before the stage logs or marks anything when some record is an infrastructure loss."""
+    lost = sum(1 for record in records if record.get("reason") in INFRA_REASONS)
+    if lost:
+        raise StageIncomplete(
+            f"{stage}: {lost} of {len(records)} {what} lost to infrastructure errors (see {journal_path}); the stage "
+            "is not marked done: rerun the same command to retry them (the others are kept)"
+        )
+
+
 def _task_budget(cfg: RunConfig) -> list[tuple[int, int]]:
     """(env spec index, number of challenger episodes) per environment, split by weight."""
     total = sum(spec.weight for spec in cfg.envs)
@@ -153,10 +163,11 @@ def stage_propose(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsL
             jobs.append((key, job))
 
     def on_error(key: str, exc: BaseException) -> dict:
-        logger.warning("challenger episode %s failed: %s", key, exc)
+        logger.warning("challenger episode %s lost to an infrastructure error: %s", key, describe_loss(exc))
         return {"id": key, "env": None, "reason": "infra_error", "detail": str(exc), "task": None, "trajectory": None}
 
     records = asyncio.run(run_journaled(jobs, journal, cfg.executor.concurrency, f"iter {iteration} propose", on_error))
+    _stop_if_lost(f"iter_{iteration}/propose", records, "challenger episodes", journal.path)
     if iteration == 0 and cfg.challenger.seed_tasks:
         from .tasks.record import load_tasks
 
@@ -213,6 +224,7 @@ def stage_check(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
                 journal.append({"id": task.id, **verdict})
                 bar.update(1)
     verdicts = {record["id"]: record for record in journal.records()}
+    _stop_if_lost(f"iter_{iteration}/check", [verdicts[task.id] for task in tasks], "task checks", journal.path)
     checked = []
     for task in tasks:
         verdict = verdicts[task.id]
@@ -316,17 +328,14 @@ def stage_solve(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
             jobs.append((key, job))
 
     def on_error(key: str, exc: BaseException) -> dict | None:
-        logger.warning("executor episode %s lost to an infrastructure error (retried on rerun): %s", key, exc)
+        logger.warning("executor episode %s lost to an infrastructure error: %s", key, describe_loss(exc))
         return {"id": key, "reason": "infra_error", "error": str(exc)}
 
     begin = time.monotonic()
     records = asyncio.run(run_journaled(jobs, journal, cfg.executor.concurrency, f"iter {iteration} solve", on_error))
     elapsed = time.monotonic() - begin
-    trajectories = [Trajectory.from_dict(r) for r in records if r["reason"] not in INFRA_REASONS and "prompt_ids" in r]
-    lost = len(records) - len(trajectories)
-    if lost:
-        print(f"[iter {iteration}] {lost} executor episode(s) lost to infrastructure errors, not trained on; rerun the "
-              "same command to retry them")  # fmt: skip
+    _stop_if_lost(f"iter_{iteration}/solve", records, "executor episodes", journal.path)
+    trajectories = [Trajectory.from_dict(r) for r in records]
     save_trajectories(os.path.join(out, "trajectories"), trajectories)
     rewards = [t.reward for t in trajectories]
     by_task = successes_by_task(trajectories)
@@ -349,6 +358,8 @@ def stage_solve(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
 
 
 def stage_train(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLogger) -> None:
+    import ray
+
     from .rollout.trajectory import load_trajectories
 
     out = run.iter_dir(iteration)
@@ -358,11 +369,18 @@ def stage_train(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
         proposals = load_trajectories(os.path.join(out, "challenger_trajectories"))
         trajectories = trajectories + score_challenger(proposals, kept, trajectories, cfg.challenger.reward)
     begin = time.monotonic()
-    metrics = rt.learner.train([t.to_dict() for t in trajectories]) if trajectories else {"skipped": "no data"}
-    train_s = time.monotonic() - begin
     ckpt_dir = os.path.join(run.path, "checkpoints", f"iter_{iteration:03d}")
-    checkpoint = rt.learner.save_checkpoint(os.path.join(ckpt_dir, "deepspeed"))
-    hf = rt.learner.export_hf(os.path.join(ckpt_dir, "hf"))
+    try:
+        metrics = rt.learner.train([t.to_dict() for t in trajectories]) if trajectories else {"skipped": "no data"}
+        train_s = time.monotonic() - begin
+        checkpoint = rt.learner.save_checkpoint(os.path.join(ckpt_dir, "deepspeed"))
+        hf = rt.learner.export_hf(os.path.join(ckpt_dir, "hf"))
+    except ray.exceptions.RayActorError as exc:
+        raise StageIncomplete(
+            f"iter_{iteration}/train: a learner actor died ({describe_loss(exc)}); "
+            "the stage is not marked done: rerun the same command to train this iteration again from the last "
+            "recorded checkpoint (the trajectories are kept)"
+        ) from exc
     rt.model_path = hf  # engines started later (e.g. the student's, in distill mode) load the new weights
     sync = rt.sync_weights(iteration + 1)
     log.log(iteration, "train", {**metrics, "train_s": round(train_s, 2), "sync": sync})
@@ -441,6 +459,7 @@ def stage_eval(
             desc=f"eval {label}",
         )
     )
+    _stop_if_lost(f"eval_{label}", Journal(log_path).records(), "evaluation episodes", log_path)
     log.log(iteration, "eval", {"label": label, "results": results})
     summary = ", ".join(f"{name} pass@1 {r.get('pass@1', 0):.3f}" for name, r in results.items())
     print(f"[eval {label}] {summary}")

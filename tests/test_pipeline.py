@@ -226,3 +226,59 @@ def _stop_cluster(temp_dir: str) -> None:
         except psutil.NoSuchProcess:
             pass
     psutil.wait_procs(procs, timeout=30)
+
+
+def _descendants_named(pid: int, name: str) -> list[int]:
+    """Processes below `pid` whose command line holds `name` (Ray's actor processes are titled ray::<Class>)."""
+    import psutil
+
+    return [child.pid for child in psutil.Process(pid).children(recursive=True) if name in " ".join(child.cmdline())]
+
+
+def test_engine_and_learner_actors_killed_mid_stage_stop_the_run_and_a_rerun_loses_nothing(tmp_path, heldout):
+    """kill -9 of the rollout engine actor in the middle of the executor's episodes: the episodes it held are
+    journaled as infra_error (never trained on), the solve stage stops the run (exit code 3) without marking
+    itself done, and the rerun retries exactly those episodes: every episode once, none lost. Then kill -9 of the
+    learner actor while it trains: the train stage stops the run the same way and the next run trains again."""
+    run_dir = tmp_path / "run"
+    args = _overrides(run_dir, heldout)
+    rollouts = run_dir / "iter_000" / "rollouts.jsonl"
+    expected = len(GOOD) * SAMPLES
+
+    proc = _start(args, tmp_path / "run1.log")
+    _wait_for(lambda: len(_lines(rollouts)) >= 3, proc, 900, tmp_path / "run1.log")
+    engines = _descendants_named(proc.pid, "ray::RolloutEngine")
+    assert engines, "no rollout engine process found below the driver"
+    for pid in engines:
+        os.kill(pid, signal.SIGKILL)
+    assert proc.wait(timeout=600) == 3, (tmp_path / "run1.log").read_text()[-4000:]
+    log1 = (tmp_path / "run1.log").read_text()
+    assert "iter_0/solve" in log1 and "rerun the same command" in log1, log1[-3000:]
+    assert "iter_0/solve" not in _state(run_dir)["done"] and "iter_0/train" not in _state(run_dir)["done"]
+    lost = [r["id"] for r in _lines(rollouts) if r["reason"] == "infra_error"]
+    assert lost, "the kill cost no episode; the test proves nothing"
+
+    # the rerun retries them; then kill -9 of the learner actor during the training step: the train stage stops
+    # the run the same way, and the third run trains the iteration from the start
+    proc = _start(args, tmp_path / "run2.log")
+    _wait_for(lambda: "iter_0/solve" in _state(run_dir)["done"], proc, 900, tmp_path / "run2.log")
+    _wait_for(lambda: _descendants_named(proc.pid, "ray::LearnerActor"), proc, 300, tmp_path / "run2.log")
+    time.sleep(2)
+    for pid in _descendants_named(proc.pid, "ray::LearnerActor"):
+        os.kill(pid, signal.SIGKILL)
+    assert proc.wait(timeout=600) == 3, (tmp_path / "run2.log").read_text()[-4000:]
+    log2 = (tmp_path / "run2.log").read_text()
+    assert "iter_0/train: a learner actor died" in log2, log2[-3000:]
+    assert "iter_0/train" not in _state(run_dir)["done"]
+
+    proc = _start(args, tmp_path / "run3.log")
+    assert proc.wait(timeout=1200) == 0, (tmp_path / "run3.log").read_text()[-4000:]
+    from selfchallenge.rollout.runner import Journal
+    from selfchallenge.rollout.trajectory import load_trajectories
+
+    final = Journal(str(rollouts)).records()
+    assert len(final) == expected and all(r["reason"] != "infra_error" for r in final)
+    trajectories = load_trajectories(str(run_dir / "iter_000" / "trajectories"))
+    assert sorted(t.id for t in trajectories) == sorted(r["id"] for r in final)  # each episode once, lost ones too
+    assert set(lost) <= {t.id for t in trajectories}
+    assert _state(run_dir)["done"].count("iter_0/train") == 1

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from ..agents.prompts import TAU_ENVS, executor_opening
 from ..rollout.executor import INFRA_REASONS, ExecutorSettings, run_executor_episode
-from ..rollout.runner import Journal, run_journaled
+from ..rollout.runner import Journal, describe_loss, run_journaled
 from ..tasks.record import CaTTask, load_tasks
 from .m3tooleval import MAX_NEW_TOKENS, MAX_TURNS, check_answer, load_m3_tasks, m3_env_for_task, m3_task_prompt
 from .metrics import summarize
@@ -221,7 +221,7 @@ async def evaluate_items(
 
     def on_error(key: str, exc: BaseException) -> dict:
         item, sample = episodes[key]
-        logger.warning("evaluation episode %s lost to an infrastructure error (retried on rerun): %s", key, exc)
+        logger.warning("evaluation episode %s lost to an infrastructure error: %s", key, describe_loss(exc))
         return {"id": key, "set": item.set_name, "task_id": item.task.id, "sample": sample, "reward": 0.0,
                 "reason": "infra_error", "error": str(exc)}  # fmt: skip
 

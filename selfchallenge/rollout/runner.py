@@ -20,6 +20,17 @@ from tqdm import tqdm
 RETRYABLE_REASON = "infra_error"
 
 
+class StageIncomplete(RuntimeError):
+    """Some of a stage's work was lost to infrastructure errors (after the in-process retry). The stage is not
+    marked done, so that rerunning the same command retries exactly that work; what finished stays journaled."""
+
+
+def describe_loss(exc: BaseException) -> str:
+    """An infrastructure exception in one line (Ray's actor-death errors run to a dozen)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:300] if lines else ''}"
+
+
 def _retryable(record: dict) -> bool:
     return record.get("reason") == RETRYABLE_REASON
 
