@@ -15,6 +15,7 @@ inside the handlers so `selfchallenge --help` stays instant.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 
@@ -285,6 +286,13 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as exc:
         print(f"selfchallenge: {describe_os_error(exc)}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        print(f"selfchallenge: {describe_os_error(exc)}: free some space (where the run dir is, or Ray's and the "
+              "sandbox's temp folders) and rerun the same command to resume (finished work is journaled)",
+              file=sys.stderr)  # fmt: skip
+        return 3
     except KeyboardInterrupt:
         print("selfchallenge: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

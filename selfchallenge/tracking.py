@@ -13,6 +13,7 @@ class MetricsLogger:
     def __init__(self, run_dir: str, tensorboard: bool = True):
         self.path = os.path.join(run_dir, "metrics.jsonl")
         os.makedirs(run_dir, exist_ok=True)
+        _cut_torn_tail(self.path)
         self._tb = None
         if tensorboard:
             try:
@@ -35,6 +36,17 @@ class MetricsLogger:
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
+
+
+def _cut_torn_tail(path: str) -> None:
+    """Cut a last line without its newline (a write cut by a crash or a full disk), so the next record does not
+    run into it and get lost with it."""
+    if not os.path.exists(path):
+        return
+    with open(path, "rb+") as handle:
+        data = handle.read()
+        if data and not data.endswith(b"\n"):
+            handle.truncate(data.rfind(b"\n") + 1)
 
 
 def _flatten(values: dict, prefix: str = "") -> dict:

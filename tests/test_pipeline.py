@@ -282,3 +282,45 @@ def test_engine_and_learner_actors_killed_mid_stage_stop_the_run_and_a_rerun_los
     assert sorted(t.id for t in trajectories) == sorted(r["id"] for r in final)  # each episode once, lost ones too
     assert set(lost) <= {t.id for t in trajectories}
     assert _state(run_dir)["done"].count("iter_0/train") == 1
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting the small filesystem this test fills needs root")
+def test_a_full_disk_in_the_run_dir_stops_the_run_and_a_rerun_loses_nothing(tmp_path, heldout):
+    """The run dir's filesystem fills up in the middle of the executor's episodes: the run stops with a message
+    naming the full disk (exit code 3), and once space is freed the same command resumes: every episode once."""
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1g", "tmpfs", str(small)], check=True)
+    try:
+        run_dir = small / "run"
+        args = _overrides(run_dir, heldout)
+        rollouts = run_dir / "iter_000" / "rollouts.jsonl"
+        proc = _start(args, tmp_path / "run1.log")
+        _wait_for(lambda: len(_lines(rollouts)) >= 3, proc, 900, tmp_path / "run1.log")
+        filler = small / "filler"
+        with open(filler, "wb") as handle:  # take every free byte
+            try:
+                while True:
+                    handle.write(b"\0" * (1 << 20))
+                    handle.flush()
+            except OSError:
+                pass
+        assert proc.wait(timeout=600) == 3, (tmp_path / "run1.log").read_text()[-4000:]
+        log1 = (tmp_path / "run1.log").read_text()
+        assert "No space left on device" in log1 and "rerun the same command" in log1, log1[-3000:]
+        done_at_full = len(_lines(rollouts))
+        assert done_at_full < len(GOOD) * SAMPLES, "the episodes finished before the disk filled"
+        filler.unlink()
+
+        proc = _start(args, tmp_path / "run2.log")
+        assert proc.wait(timeout=1200) == 0, (tmp_path / "run2.log").read_text()[-4000:]
+        from selfchallenge.rollout.runner import Journal
+        from selfchallenge.rollout.trajectory import load_trajectories
+
+        final = Journal(str(rollouts)).records()
+        assert len(final) == len(GOOD) * SAMPLES and all(r["reason"] != "infra_error" for r in final)
+        trajectories = load_trajectories(str(run_dir / "iter_000" / "trajectories"))
+        assert sorted(t.id for t in trajectories) == sorted(r["id"] for r in final)
+        assert _state(run_dir)["done"].count("iter_0/train") == 1
+    finally:
+        subprocess.run(["umount", "-l", str(small)], check=False)
