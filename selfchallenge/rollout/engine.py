@@ -33,6 +33,7 @@ import uuid
 from typing import Any
 
 from selfchallenge.config import EngineConfig
+from selfchallenge.model_source import cached_model, looks_like_hub_id, resolve_model
 
 logger = logging.getLogger(__name__)
 
@@ -76,10 +77,6 @@ def resolve_dtype(dtype: str, on_gpu: bool) -> str:
     return dtype
 
 
-def _looks_like_hub_id(model_path: str) -> bool:
-    return model_path.count("/") == 1 and not model_path.startswith(("/", ".", "~"))
-
-
 def check_model_for_engine(
     model_path: str, on_gpu: bool, cfg: EngineConfig | None = None, dtype: str = "auto"
 ) -> dict[str, Any]:
@@ -88,9 +85,12 @@ def check_model_for_engine(
     Checks that the folder exists and holds a config.json, the head size on CPU and (on CPU, given `cfg`) that
     the KV cache holds one sequence of engine.max_model_len tokens. Returns the HF config dict ({} for a hub id).
     """
+    if looks_like_hub_id(model_path):
+        cached = cached_model(model_path)
+        if cached is None:
+            return {}  # fetched by each engine on its own node (RolloutEngine.start -> resolve_model)
+        model_path = cached
     if not os.path.exists(model_path):
-        if _looks_like_hub_id(model_path):
-            return {}  # vLLM resolves hub ids itself (needs network access or a populated HF cache)
         raise EngineStartError(
             f"model path {model_path!r} does not exist; set model.path to a Hugging Face model folder "
             "(or model.path=tiny to build the tiny local model)"
@@ -232,6 +232,10 @@ class RolloutEngine:
         if self._llm is not None:
             return self.info()
         on_gpu = _on_gpu()
+        try:
+            self.model_path = resolve_model(self.model_path)  # a hub id: this node's Hugging Face cache
+        except FileNotFoundError as exc:
+            raise EngineStartError(str(exc)) from None
         check_model_for_engine(self.model_path, on_gpu, self.cfg, self.dtype)
         if not on_gpu:
             check_cpu_memory(self.cfg, self.model_path)
