@@ -196,7 +196,7 @@ class CheckpointConfig:
 @dataclass
 class RunConfig:
     run_dir: str = "runs/default"
-    seed: int = 0
+    seed: int = 0  # the tiny model's (model.path=tiny); engines and learner: engine.seed, learner.seed
     mode: str = "self_improve"  # self_improve | distill
     iterations: int = 1
     envs: list[EnvSpec] = field(default_factory=lambda: [EnvSpec()])

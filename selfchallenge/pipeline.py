@@ -128,7 +128,7 @@ def stage_propose(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsL
         explore_turns=cfg.challenger.explore_turns,
         max_task_tokens=cfg.challenger.max_tokens,
         max_episode_tokens=cfg.engine.max_model_len,
-        sampling=_sampling(cfg.challenger.sampling, cfg.seed, iteration),
+        sampling=_sampling(cfg.challenger.sampling),
         allow_inputs=cfg.challenger.inputs,
     )
     jobs = []
@@ -286,7 +286,7 @@ def make_user_factory(cfg: RunConfig, rt, policy):
     the base model that never receives weight updates (executor.user_model=frozen)."""
     from .agents.user import LLMUser
 
-    sampling = _sampling(cfg.executor.sampling, cfg.seed, 0)
+    sampling = _sampling(cfg.executor.sampling)
     user_policy = rt.user_policy() if cfg.executor.user_model == "frozen" else policy
 
     def make_user(_item=None):
@@ -531,7 +531,7 @@ def executor_settings(cfg: RunConfig, sampling, iteration: int) -> ExecutorSetti
         max_turns=cfg.executor.max_turns,
         max_episode_tokens=cfg.executor.max_episode_tokens,
         action_format=cfg.executor.action_format,
-        sampling=_sampling(sampling, cfg.seed, iteration),
+        sampling=_sampling(sampling),
         answer_in_code=cfg.executor.answer_in_code,
     )
 
@@ -541,7 +541,8 @@ def _writer(cfg: RunConfig, rt) -> str:
     return cfg.model.teacher_path if cfg.mode == "distill" else rt.model_path
 
 
-def _sampling(sampling, seed: int, iteration: int) -> dict:
+def _sampling(sampling) -> dict:
+    """vLLM sampling parameters of a role (the engines' seed is engine.seed)."""
     return {"temperature": sampling.temperature, "top_p": sampling.top_p, "max_tokens": sampling.max_tokens}
 
 
