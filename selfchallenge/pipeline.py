@@ -196,7 +196,6 @@ def stage_propose(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsL
 
 
 def stage_check(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLogger) -> None:
-    import ray
     from tqdm import tqdm
 
     from .tasks.record import load_tasks
@@ -213,8 +212,8 @@ def stage_check(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
     with tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc=f"iter {iteration} check", unit="task") as bar:
         for start in range(0, len(todo), chunk):
             batch = todo[start : start + chunk]
-            verdicts = ray.get(
-                rt.sandbox_actor.check_many.remote(
+            verdicts = asyncio.run(
+                rt.sandbox.check_many(
                     [t.sandbox_payload() for t in batch],
                     cfg.sandbox.program_timeout_s,
                     cfg.challenger.min_failure_cases,

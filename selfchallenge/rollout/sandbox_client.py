@@ -4,6 +4,7 @@ session_id = await sandbox.open_session(env, env_config)            # the execut
 session_id = await sandbox.open_session(env, env_config, discovery_seed=7)   # + the challenger's discovery tools
 await sandbox.session_exec(session_id, code) / session_call(...) / session_evaluate(...) / session_snapshot(...)
 await sandbox.close_session(session_id)
+verdicts = await sandbox.check_many(payloads, timeout_s, min_failure_cases)   # Code-as-Task checks (the filter)
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ class RaySandbox:
     async def close_session(self, session_id: str) -> None:
         await self.actor.session_close.remote(session_id)
 
+    async def check_many(self, payloads: list[dict], timeout_s: float | None, min_failure_cases: int) -> list[dict]:
+        return await self.actor.check_many.remote(payloads, timeout_s, min_failure_cases)
+
 
 class LocalSandbox:
     """Drives a SandboxPool in this process (its calls block, so they run in worker threads)."""
@@ -65,3 +69,8 @@ class LocalSandbox:
         session = self._sessions.pop(session_id, None)
         if session is not None:
             await asyncio.to_thread(session.close)
+
+    async def check_many(self, payloads: list[dict], timeout_s: float | None, min_failure_cases: int) -> list[dict]:
+        return await asyncio.to_thread(
+            self.pool.check_many, payloads, timeout_s=timeout_s, min_failure_cases=min_failure_cases
+        )
