@@ -9,7 +9,8 @@ import os
 
 from .tracking import read_metrics
 
-FUNNEL_STAGES = (
+# The yield plot's bars: the check stage's funnel keys (pipeline.stage_check), from proposals to the executor.
+YIELD_BARS = (
     "proposed",
     "parsed",
     "verifier_runs",
@@ -44,10 +45,10 @@ def _plot_funnel(checks: dict[int, dict], path: str) -> bool:
     fig, ax = plt.subplots(figsize=(7, 3.5))
     width = 0.8 / len(checks)
     for i, (iteration, row) in enumerate(sorted(checks.items())):
-        counts = [row["funnel"].get(stage, 0) for stage in FUNNEL_STAGES]
-        ax.bar([x + i * width for x in range(len(FUNNEL_STAGES))], counts, width, label=f"iteration {iteration}")
-    ax.set_xticks([x + 0.4 - width / 2 for x in range(len(FUNNEL_STAGES))])
-    ax.set_xticklabels(FUNNEL_STAGES, rotation=20, fontsize=8)
+        counts = [row["funnel"].get(stage, 0) for stage in YIELD_BARS]
+        ax.bar([x + i * width for x in range(len(YIELD_BARS))], counts, width, label=f"iteration {iteration}")
+    ax.set_xticks([x + 0.4 - width / 2 for x in range(len(YIELD_BARS))])
+    ax.set_xticklabels(YIELD_BARS, rotation=20, fontsize=8)
     ax.set_ylabel("tasks")
     ax.set_title("Task yield funnel")
     ax.legend(fontsize=8)
