@@ -14,7 +14,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-ENV_NAMES = ("calculation", "web_browsing", "retail", "airline")
+from .envs import ENV_NAMES  # the one list of environments (envs/ is stdlib only)
+
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "ray_jobs", "configs")
 
 
@@ -233,6 +234,8 @@ _POSITIVE = (
     "sandbox.max_sessions", "sandbox.pids_limit", "sandbox.tmpfs_mb", "sandbox.cpus", "sandbox.host_grace_s",
     "sandbox.max_output_chars", "sandbox.max_result_bytes", "sandbox.start_timeout_s",
 )  # fmt: skip
+# vLLM's CPU attention kernels (CPUAttentionBackend.get_supported_head_sizes in vLLM 0.32): the tiny model's and
+# the engine's fallback when vLLM cannot be imported in the driver.
 CPU_HEAD_DIMS = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)
 
 
@@ -363,38 +366,43 @@ def _check_sampler_logprobs(cfg: RunConfig) -> None:
         )
 
 
-def _to_omegaconf_errors(exc: Exception) -> ConfigError:
+def _to_omegaconf_errors(exc: Exception, prefix: str = "") -> ConfigError:
     # OmegaConf errors carry the offending key in `full_key`; restate them in one line the user can act on.
-    key = getattr(exc, "full_key", None) or "?"
+    key = prefix + (getattr(exc, "full_key", None) or "?")
     msg = str(exc).splitlines()[0]
     if type(exc).__name__ == "ConfigKeyError":
         return ConfigError(f"unknown config key {key!r}: {msg}. See docs/config.md for the valid keys")
     return ConfigError(f"bad value for config key {key!r}: {msg}")
 
 
-def load_config(path: str | None = None, overrides: list[str] | None = None) -> RunConfig:
-    """Defaults <- YAML file <- `key=value` overrides; returns a validated RunConfig."""
+def merge_config(schema: type, path: str | None = None, overrides: list[str] | None = None, prefix: str = ""):
+    """An instance of the dataclass `schema`: its defaults <- a YAML file <- `key=value` overrides (each written
+    with `prefix`, which error messages put back in front of the key). Every failure is one ConfigError."""
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     try:
-        merged = OmegaConf.structured(RunConfig)
+        merged = OmegaConf.structured(schema)
         if path:
             if not os.path.exists(path):
                 raise ConfigError(f"config file {path!r} does not exist (configs ship in {CONFIG_DIR})")
             merged = OmegaConf.merge(merged, OmegaConf.load(path))
         for item in overrides or []:
             if "=" not in item:
-                raise ConfigError(f"override {item!r} is not of the form key=value")
+                raise ConfigError(f"override {prefix}{item!r} is not of the form {prefix}key=value")
             merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([item]))
-        cfg = OmegaConf.to_object(merged)
+        return OmegaConf.to_object(merged)
     except OmegaConfBaseException as exc:
-        raise _to_omegaconf_errors(exc) from None
+        raise _to_omegaconf_errors(exc, prefix) from None
     except Exception as exc:  # yaml parse errors and the like
         if isinstance(exc, ConfigError):
             raise
         raise ConfigError(f"cannot read config {path!r}: {exc}") from None
-    return validate(cfg)
+
+
+def load_config(path: str | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Defaults <- YAML file <- `key=value` overrides; returns a validated RunConfig."""
+    return validate(merge_config(RunConfig, path, overrides))
 
 
 def to_yaml(cfg: RunConfig) -> str:

