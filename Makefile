@@ -6,7 +6,7 @@ PYTHON ?= python3
 DEPS_KEY := $(shell $(PYTHON) -c "import tomllib,hashlib,json;p=tomllib.load(open('pyproject.toml','rb'))['project'];print(hashlib.sha256(json.dumps([p['dependencies'],p['optional-dependencies']],sort_keys=True).encode()).hexdigest()[:12])")
 VENV ?= $(HOME)/.cache/selfchallenge/venv-$(DEPS_KEY)
 BIN := $(VENV)/bin
-EXTRAS ?= cpu,dev
+EXTRAS ?= cpu,dev,tracking
 CONFIG ?=
 ARGS ?=
 PYTEST_ARGS ?=
