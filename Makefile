@@ -46,8 +46,8 @@ test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: venv
-	$(BIN)/ruff check selfchallenge ray_jobs tests bench
-	$(BIN)/ruff format --check selfchallenge ray_jobs tests bench
+	$(BIN)/ruff check selfchallenge ray_jobs tests bench examples
+	$(BIN)/ruff format --check selfchallenge ray_jobs tests bench examples
 
 bench: setup
 	$(BIN)/python bench/sandbox_throughput.py

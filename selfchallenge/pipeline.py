@@ -24,9 +24,9 @@ import time
 from collections import Counter
 
 from . import config as config_mod
-from .agents.prompts import TAU_ENVS, challenger_system_prompt, executor_opening
+from .agents.prompts import challenger_system_prompt, executor_opening
 from .config import ConfigError, RunConfig
-from .envs import make_env
+from .envs import is_dialogue, make_env
 from .rollout.challenger import ChallengerSettings, run_challenger_episode, score_challenger
 from .rollout.executor import INFRA_REASONS, ExecutorSettings, run_executor_episode
 from .rollout.runner import Journal, StageIncomplete, describe_loss, run_journaled
@@ -310,7 +310,7 @@ def stage_solve(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
             key = f"it{iteration}/{task.id}/{sample}"  # the journal key is the trajectory id
 
             async def job(task=task, opening=opening, sample=sample, key=key) -> dict:
-                user = make_user() if task.env in TAU_ENVS else None
+                user = make_user() if is_dialogue(task.env) else None
                 trajectory = await run_executor_episode(
                     task,
                     policy,

@@ -19,13 +19,14 @@ logger = logging.getLogger(__name__)
 def prompt_corpus() -> list[str]:
     """The project's own prompt text (every environment's challenger and executor prompts, the example tasks), so
     the tiny model's tokenizer encodes what it will actually read in a few tokens instead of byte by byte."""
-    from .agents.prompts import _EXAMPLES, challenger_system_prompt, executor_opening
-    from .envs import ENV_NAMES, make_env
+    from .agents.prompts import challenger_system_prompt, example_task, executor_opening
+    from .envs import ENV_NAMES, make_env, plugin_folder
     from .envs.calculation import DOMAINS
     from .tasks.parser import format_task
 
-    texts = [format_task(example) for example in _EXAMPLES.values()]
-    for name in ENV_NAMES:
+    builtin = [name for name in ENV_NAMES if plugin_folder(name) is None]  # plug-ins keep the tiny model as it is
+    texts = [format_task(example_task(make_env(name))) for name in builtin]
+    for name in builtin:
         for env_config in [{}] + ([{"domain": d} for d in DOMAINS] if name == "calculation" else []):
             env = make_env(name, env_config)
             texts.append(challenger_system_prompt(name, env, 4))

@@ -8,135 +8,18 @@ from __future__ import annotations
 from ..tasks.parser import format_task
 from ..tasks.record import CaTTask
 
-TAU_ENVS = ("retail", "airline")
-
-STATE_DOCS = {
-    "calculation": (
-        "a dict: `domain`, `tool_calls` (every call made: name, args, kwargs, result, error), `num_tool_calls`, "
-        "and `tables` when the travel domain is present"
-    ),
-    "web_browsing": (
-        "a dict: `site`, `current_page`, `scroll_position`, `history`, `visited` (pages opened), `tool_calls`, "
-        "`num_tool_calls`"
-    ),
-    "retail": 'the database: {"orders": {order_id: order}, "products": {...}, "users": {user_id: user}}',
-    "airline": 'the database: {"flights": {...}, "reservations": {reservation_id: reservation}, "users": {...}}',
-}
-
-ANSWER_DOCS = {
-    "calculation": "the executor's final answer as a string (what follows `Answer:`), or str() of the value a program set",
-    "web_browsing": "the executor's final answer as a string (what follows `Answer:`), or str() of the value a program set",
-    "retail": "everything the agent said to the user, joined by newlines (a program sets it to what it would say)",
-    "airline": "everything the agent said to the user, joined by newlines (a program sets it to what it would say)",
-}
-
-INPUTS_DOC = {
-    "calculation": (
-        '\nOptionally put the task\'s numbers in <inputs>{"price": 1200, "rate": 0.9}</inputs> (after the instruction): '
-        'they become Python variables in every program, and the verifier sees them as state["inputs"].'
-    ),
-}
-
-_EXAMPLES = {
-    "calculation": CaTTask(
-        id="example",
-        env="calculation",
-        env_config={},
-        instruction=(
-            "A shipment worth 1200 is converted at an exchange rate of 0.9, then a tariff of 5 percent is charged on "
-            "the converted price. What is the final value including the tariff? Answer with the number only."
-        ),
-        verifier=(
-            "def evaluate(state, answer):\n    try:\n        return abs(float(answer) - 1134.0) < 0.01\n"
-            "    except (TypeError, ValueError):\n        return False"
-        ),
-        solution=(
-            "converted = convert_currency(1200, 0.9)\n"
-            "answer = estimate_final_value(converted, calculate_tariff(converted, 5))"
-        ),
-        failure_cases=[
-            "answer = estimate_final_value(1200, calculate_tariff(1200, 5))",
-            "answer = convert_currency(1200, 0.9)",
-        ],
-    ),
-    "web_browsing": CaTTask(
-        id="example",
-        env="web_browsing",
-        env_config={},
-        instruction="What is the price of the Wand in the shop? Answer with the number only.",
-        verifier=(
-            "def evaluate(state, answer):\n    return '/products/wand' in state['visited'] and "
-            "str(answer).strip().lstrip('$') == '120'"
-        ),
-        solution="click_url('/products')\nclick_url('/products/wand')\nanswer = '120'",
-        failure_cases=["answer = '120'", "click_url('/products')\nclick_url('/products/wand')\nanswer = 'Wand'"],
-    ),
-    "retail": CaTTask(
-        id="example",
-        env="retail",
-        env_config={},
-        instruction=(
-            "You are Ava Lee, email ava.lee@example.com. You want to cancel your pending order #W0000001 because "
-            "you no longer need it. You do not remember any other details."
-        ),
-        verifier=(
-            "def evaluate(state, answer):\n    order = state['orders']['#W0000001']\n"
-            "    return order['status'] == 'cancelled' and order.get('cancel_reason') == 'no longer needed'"
-        ),
-        solution=(
-            "cancel_pending_order(order_id='#W0000001', reason='no longer needed')\n"
-            "answer = 'Your order #W0000001 is cancelled.'"
-        ),
-        failure_cases=[
-            "cancel_pending_order(order_id='#W0000001', reason='ordered by mistake')",
-            "answer = 'Your order #W0000001 is cancelled.'",
-        ],
-    ),
-    "airline": CaTTask(
-        id="example",
-        env="airline",
-        env_config={},
-        instruction=(
-            "You are user mia_chen_1234. You want to add one checked bag to reservation ABC123, paying with your "
-            "credit card credit_card_1111111. You are a regular member."
-        ),
-        verifier=("def evaluate(state, answer):\n    return state['reservations']['ABC123']['total_baggages'] == 1"),
-        solution=(
-            "update_reservation_baggages(reservation_id='ABC123', total_baggages=1, nonfree_baggages=1,\n"
-            "                            payment_id='credit_card_1111111')\nanswer = 'Added one bag.'"
-        ),
-        failure_cases=[
-            "update_reservation_baggages(reservation_id='ABC123', total_baggages=2, nonfree_baggages=2,\n"
-            "                            payment_id='credit_card_1111111')",
-            "answer = 'Added one bag.'",
-        ],
-    ),
-}
-
-
-# With challenger.inputs (the demo's setting): the task's numbers are named inputs instead of written out.
-_INPUTS_EXAMPLE = CaTTask(
-    id="example",
-    env="calculation",
-    env_config={"inputs": {"price": 1200, "rate": 0.9, "tariff_rate": 5}},
-    instruction=(
-        "A shipment worth price is converted at the exchange rate, then a tariff of tariff_rate percent is "
-        "charged on the converted price. What is the final value including the tariff?"
-    ),
-    verifier=(
-        'def evaluate(state, answer):\n    i = state["inputs"]\n    try:\n'
-        '        return abs(float(answer) - i["price"] * i["rate"] * (1 + i["tariff_rate"] / 100)) < 0.01\n'
-        "    except (TypeError, ValueError):\n        return False"
-    ),
-    solution=(
-        "converted = convert_currency(price, rate)\n"
-        "answer = estimate_final_value(converted, calculate_tariff(converted, tariff_rate))"
-    ),
-    failure_cases=[
-        "answer = estimate_final_value(price, calculate_tariff(price, tariff_rate))",
-        "answer = convert_currency(price, rate)",
-    ],
+ANSWER_DOC = "the executor's final answer as a string (what follows `Answer:`), or str() of the value a program set"
+DIALOGUE_ANSWER_DOC = (
+    "everything the agent said to the user, joined by newlines (a program sets it to what it would say)"
 )
+
+
+def example_task(env, inputs: bool = False) -> CaTTask:
+    """The environment's Code-as-Task example for the challenger prompt (its `<inputs>` one with `inputs`)."""
+    fields = dict(env.inputs_example_task if inputs and env.inputs_example_task else env.example_task)
+    given = fields.pop("inputs", None)
+    env_config = {"inputs": given} if given else {}
+    return CaTTask(id="example", env=env.name, env_config=env_config, provenance={}, **fields)
 
 
 def render_tools(tool_specs: list[dict]) -> str:
@@ -155,12 +38,12 @@ def render_tools(tool_specs: list[dict]) -> str:
 def challenger_system_prompt(env_name: str, env, explore_turns: int, inputs: bool = False) -> str:
     """The challenger's system prompt for `env` (an Environment): its description, the executor's tools, the
     challenger-only discovery tools (`env.discovery_specs()`), the task format and an example. `inputs`
-    (challenger.inputs) documents the optional `<inputs>` tag of the calculation environment."""
-    use_inputs = inputs and env_name in INPUTS_DOC
-    example = format_task(_INPUTS_EXAMPLE if use_inputs else _EXAMPLES[env_name])
+    (challenger.inputs) documents the optional `<inputs>` tag where the environment takes named inputs."""
+    use_inputs = inputs and bool(env.inputs_doc)
+    example = format_task(example_task(env, use_inputs)) if env.example_task else "(none for this environment)"
     who = (
         "a simulated user (the instruction is that user's persona and goal; the agent never sees it)"
-        if env_name in TAU_ENVS
+        if env.dialogue
         else "an agent (the instruction is shown to it as its task)"
     )
     discovery = env.discovery_specs()
@@ -198,7 +81,7 @@ a Python program that solves the task with the tools and sets `answer`
 a plausible but wrong program (give three or more, each in its own tag)
 </failure_case>
 </task>
-`state` is {STATE_DOCS[env_name]}. `answer` is {ANSWER_DOCS[env_name]}.{INPUTS_DOC[env_name] if use_inputs else ""}
+`state` is {env.state_doc}. `answer` is {DIALOGUE_ANSWER_DOC if env.dialogue else ANSWER_DOC}.{env.inputs_doc if use_inputs else ""}
 A task is kept only if the solution passes evaluate and every failure case fails it.
 
 Example (the names and ids in it are illustrative; use what you find while exploring):
@@ -210,7 +93,7 @@ CHALLENGER_WRITE_NOW = "Exploration is over. Now write the task in the <task> fo
 CHALLENGER_NOT_AN_ACTION = "Write one Action to explore, or write the task."
 
 
-def executor_system_prompt(env_name: str, describe: str, tool_specs: list[dict], action_format: str) -> str:
+def executor_system_prompt(dialogue: bool, describe: str, tool_specs: list[dict], action_format: str) -> str:
     if action_format == "json":
         how = (
             'Action:\n{"name": "<tool>", "arguments": {<argument>: <value>}}\nEnd Action\n'
@@ -223,7 +106,7 @@ def executor_system_prompt(env_name: str, describe: str, tool_specs: list[dict],
         )
     finish = (
         "Otherwise write a plain message to the user. The conversation ends when the user is satisfied."
-        if env_name in TAU_ENVS
+        if dialogue
         else "When you know the result, write `Answer: <the answer only>`."
     )
     return f"""{describe}
@@ -258,11 +141,11 @@ def executor_opening(env_name: str, env, instruction: str, action_format: str = 
     calculation / web_browsing: M3ToolEval's own prompt (tool list, action rules, the instruction) as one user
     message, so self-generated tasks train exactly the format the benchmark evaluates. retail / airline: the policy
     and tools as the system prompt; the simulated user speaks first (its instruction stays hidden)."""
-    if env_name in TAU_ENVS:
+    if env.dialogue:
         return [
             {
                 "role": "system",
-                "content": executor_system_prompt(env_name, env.describe(), env.tool_specs(), action_format),
+                "content": executor_system_prompt(True, env.describe(), env.tool_specs(), action_format),
             }
         ]
     from ..envs.base import describe_given_values

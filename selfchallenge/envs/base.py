@@ -79,6 +79,19 @@ class Environment:
     # (tau-bench shows whole records and search results, often several thousand characters).
     max_output_chars: int | None = MAX_TOOL_OUTPUT_CHARS
 
+    # --- what the prompts say about this environment (agents/prompts.py builds every prompt from these) -------
+    # A simulated user takes part (retail, airline): the task's instruction is that user's persona and goal, the
+    # agent talks to the user, and a program's `answer` is what the agent would say to them.
+    dialogue: bool = False
+    # What a verifier's `state` (this environment's `snapshot()`) is.
+    state_doc: str = "a dict: the environment's state"
+    # A Code-as-Task example for the challenger's prompt: {instruction, verifier, solution, failure_cases}.
+    example_task: dict = {}  # read only
+    # For environments whose programs take named inputs (`<inputs>`, challenger.inputs): the prompt's words for them
+    # and an example that uses them; empty = the tag is not offered.
+    inputs_doc: str = ""
+    inputs_example_task: dict = {}  # read only
+
     def __init__(self, env_config: dict | None = None):
         self.env_config = dict(env_config or {})
 
@@ -98,6 +111,19 @@ class Environment:
     def describe(self) -> str:
         """Text for the system prompt: what this world is and (retail/airline) the policy the agent follows."""
         raise NotImplementedError
+
+    def tool_docs(self) -> list[dict]:
+        """[{"name", "description", "signature"}]: the tools as an M3ToolEval-style prompt lists them (the executor's
+        opening outside dialogues). Default: from `tool_specs()`."""
+        docs = []
+        for spec in self.tool_specs():
+            fn = spec.get("function", spec)
+            props = (fn.get("parameters") or {}).get("properties") or {}
+            args = ", ".join(f"{name}: {p.get('type', 'any')}" for name, p in props.items())
+            docs.append(
+                {"name": fn["name"], "description": fn.get("description", ""), "signature": f"{fn['name']}({args})"}
+            )
+        return docs
 
     def snapshot(self) -> dict:
         """A deep-copied JSON-like view of the current state (what `evaluate(state, answer)` receives)."""

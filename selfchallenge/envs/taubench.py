@@ -440,6 +440,7 @@ class TauBenchEnvironment(Environment):
 
     terminate_tools = TERMINATE_TOOLS
     max_output_chars = None  # tau-bench never cuts tool output
+    dialogue = True  # the LLM user holds the instruction; the agent talks to it
     tool_functions: dict[str, Callable[..., str]] = {}
     tool_schemas: list[dict] = []
     # challenger-only read-only tools `function(data, rng, ...)` and their schemas (see Environment.discovery_tools)

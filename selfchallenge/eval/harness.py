@@ -24,7 +24,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..agents.prompts import TAU_ENVS, executor_opening
+from ..agents.prompts import executor_opening
+from ..envs import is_dialogue
 from ..rollout.executor import INFRA_REASONS, ExecutorSettings, run_executor_episode
 from ..rollout.runner import Journal, describe_loss, run_journaled
 from ..tasks.record import CaTTask, load_tasks
@@ -177,7 +178,7 @@ async def evaluate_items(
     def job(item: EvalItem, sample: int):
         async def run() -> dict:
             user = None
-            if item.task.env in TAU_ENVS:
+            if is_dialogue(item.task.env):
                 user = ScriptedUser(item.user_lines) if item.user_lines is not None else make_user(item)
             sampling = dict(settings.sampling)
             if item.max_tokens_per_turn:

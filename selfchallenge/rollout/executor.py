@@ -21,8 +21,9 @@ import uuid
 from dataclasses import dataclass, field
 
 from ..agents import actions as A
-from ..agents.prompts import TAU_ENVS, USER_STOP
+from ..agents.prompts import USER_STOP
 from ..agents.user import UserBudgetExceeded
+from ..envs import is_dialogue
 from ..eval.m3tooleval import NEITHER_ACTION_NOR_ANSWER, format_code_observation, retry_message
 from ..tasks.record import CaTTask
 from .trajectory import Trajectory
@@ -90,7 +91,7 @@ class _Episode:
     def __init__(self, task: CaTTask, sandbox, session_id: str, settings: ExecutorSettings, user, grade):
         self.task, self.sandbox, self.session_id = task, sandbox, session_id
         self.settings, self.user, self.grade = settings, user, grade
-        self.is_dialogue = task.env in TAU_ENVS
+        self.is_dialogue = is_dialogue(task.env)
         self.said: list[str] = []
         self.answer = None
         self.tool_calls = 0
@@ -192,7 +193,7 @@ async def run_executor_episode(
     Raises `EpisodeInfraError` when the sandbox fails for host reasons."""
     started = time.monotonic()
     opening = list(messages)
-    if task.env in TAU_ENVS:
+    if is_dialogue(task.env):
         if user is None:
             raise ValueError(f"{task.env} episodes need a simulated user")
         opening.append({"role": "user", "content": await user.reset(task.instruction)})

@@ -24,6 +24,15 @@ WORKER_OVERHEAD_MB = 192
 DEBUG_ENV = "SELFCHALLENGE_SANDBOX_DEBUG"  # =1: worker stderr goes to ours instead of /dev/null
 
 
+def code_mounts() -> list[tuple[str, str]]:
+    """(host folder, path inside the sandbox) of the code a worker imports, all read-only: the package, and each
+    registered plug-in environment's folder beside it, at the place `selfchallenge.envs` looks for it."""
+    from selfchallenge.envs import plugin_folders
+
+    plugins = [(host, f"{SANDBOX_PACKAGE_ROOT}/{rel}") for rel, host in sorted(plugin_folders().items())]
+    return [(PACKAGE_DIR, f"{SANDBOX_PACKAGE_ROOT}/selfchallenge"), *plugins]
+
+
 class SandboxUnavailable(RuntimeError):
     """The requested backend cannot run on this machine; the message says how to fix it."""
 
@@ -55,7 +64,7 @@ class Backend:
     def check_readable_by_sandbox_user(self, parents: bool) -> None:
         """The sandbox runs as uid 65534: the package and data dirs must be world-readable (o+rX), and with
         `parents` (bwrap resolves bind sources as that user) their parent dirs world-searchable."""
-        for path in [PACKAGE_DIR, *self.data_dirs]:
+        for path in [*(host for host, _ in code_mounts()), *self.data_dirs]:
             probe = path
             while True:
                 mode = os.stat(probe).st_mode

@@ -20,15 +20,14 @@ import subprocess
 import time
 
 from selfchallenge.sandbox.backend import (
-    PACKAGE_DIR,
     PYTHON_FLAGS,
-    SANDBOX_PACKAGE_ROOT,
     SANDBOX_WORKER,
     WORKER_OVERHEAD_MB,
     Backend,
     SandboxUnavailable,
     WorkerProcess,
     _kill_popen,
+    code_mounts,
 )
 
 HOST_PYTHON = "/usr/bin/python3"
@@ -176,8 +175,9 @@ class BwrapBackend(Backend):
         argv += [
             "--proc", "/proc", "--dev", "/dev",
             "--size", str(self.cfg.tmpfs_mb << 20), "--tmpfs", "/tmp",
-            "--ro-bind", PACKAGE_DIR, f"{SANDBOX_PACKAGE_ROOT}/selfchallenge",
         ]  # fmt: skip
+        for host, inside in code_mounts():
+            argv += ["--ro-bind", host, inside]
         for path in self.data_dirs:
             argv += ["--ro-bind", path, path]
         # bwrap's root and /dev are writable tmpfs mounts without a size limit: make them read-only last.

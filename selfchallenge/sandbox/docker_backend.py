@@ -14,15 +14,14 @@ import subprocess
 import uuid
 
 from selfchallenge.sandbox.backend import (
-    PACKAGE_DIR,
     PYTHON_FLAGS,
-    SANDBOX_PACKAGE_ROOT,
     SANDBOX_WORKER,
     WORKER_OVERHEAD_MB,
     Backend,
     SandboxUnavailable,
     WorkerProcess,
     _kill_popen,
+    code_mounts,
 )
 
 LABEL = "selfchallenge.sandbox"
@@ -113,8 +112,9 @@ class DockerBackend(Backend):
             *NO_IPC_SYSCTLS,
             "--workdir", "/tmp",
             "--label", f"{LABEL}=1", "--label", f"{OWNER_LABEL}={self.owner}",
-            "-v", f"{PACKAGE_DIR}:{SANDBOX_PACKAGE_ROOT}/selfchallenge:ro",
         ]  # fmt: skip
+        for host, inside in code_mounts():
+            argv += ["-v", f"{host}:{inside}:ro"]
         for path in self.data_dirs:
             argv += ["-v", f"{path}:{path}:ro"]
         # docker's --pids-limit bounds processes per container; RLIMIT_NPROC would count every uid-65534

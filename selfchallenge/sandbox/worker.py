@@ -37,7 +37,7 @@ _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
 if _PACKAGE_ROOT not in sys.path:
     sys.path.insert(0, _PACKAGE_ROOT)
 
-from selfchallenge.envs import ENV_NAMES  # noqa: E402
+from selfchallenge.envs import ENV_NAMES, env_class  # noqa: E402
 from selfchallenge.envs.base import to_jsonable  # noqa: E402
 from selfchallenge.sandbox import cleanup, jobs, protocol, seccomp, wire  # noqa: E402
 from selfchallenge.sandbox.children import (  # noqa: E402
@@ -510,7 +510,7 @@ def main(argv: list[str] | None = None) -> None:
     jobs.install_child_streams()
     for name in ENV_NAMES:  # pre-import the environments so that forks start warm
         try:
-            __import__(f"selfchallenge.envs.{name}")
+            env_class(name)
         except Exception:  # noqa: BLE001, S110 - an environment that is not available fails its requests clearly
             pass
     spawner = Spawner(limits)  # before the first request: the zygote's memory holds none

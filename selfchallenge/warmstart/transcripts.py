@@ -27,14 +27,13 @@ from dataclasses import dataclass
 
 from ..agents.actions import format_answer, format_code_action
 from ..agents.prompts import (
-    TAU_ENVS,
     USER_OPENING_FROM_AGENT,
     challenger_system_prompt,
     executor_opening,
     user_system_prompt,
 )
 from ..agents.user import ScriptedUser
-from ..envs import make_env
+from ..envs import is_dialogue, make_env
 from ..rollout.challenger import ChallengerSettings, run_challenger_episode
 from ..rollout.executor import ExecutorSettings, run_executor_episode
 from ..rollout.policy import ScriptedPolicy
@@ -177,7 +176,7 @@ async def executor_transcripts(
             chat,
             opening,
             settings,
-            user=ScriptedUser(user_lines(item)) if task.env in TAU_ENVS else None,
+            user=ScriptedUser(user_lines(item)) if is_dialogue(task.env) else None,
             episode_id=f"warmstart-executor-{index}",
         )
 
@@ -199,7 +198,7 @@ def user_transcripts(items: list[GeneratedTask], chat) -> list[Trajectory]:
     same script is kept only then)."""
     out = []
     for index, item in enumerate(items):
-        if item.task.env not in TAU_ENVS:
+        if not is_dialogue(item.task.env):
             continue
         opening = [
             {"role": "system", "content": user_system_prompt(item.task.instruction)},

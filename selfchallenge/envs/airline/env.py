@@ -17,6 +17,23 @@ class AirlineEnvironment(TauBenchEnvironment):
     `num_reservations`."""
 
     name = "airline"
+    state_doc = 'the database: {"flights": {...}, "reservations": {reservation_id: reservation}, "users": {...}}'
+    example_task = {
+        "instruction": (
+            "You are user mia_chen_1234. You want to add one checked bag to reservation ABC123, paying with your "
+            "credit card credit_card_1111111. You are a regular member."
+        ),
+        "verifier": "def evaluate(state, answer):\n    return state['reservations']['ABC123']['total_baggages'] == 1",
+        "solution": (
+            "update_reservation_baggages(reservation_id='ABC123', total_baggages=1, nonfree_baggages=1,\n"
+            "                            payment_id='credit_card_1111111')\nanswer = 'Added one bag.'"
+        ),
+        "failure_cases": [
+            "update_reservation_baggages(reservation_id='ABC123', total_baggages=2, nonfree_baggages=2,\n"
+            "                            payment_id='credit_card_1111111')",
+            "answer = 'Added one bag.'",
+        ],
+    }
     tool_functions = AIRLINE_TOOLS
     tool_schemas = AIRLINE_TOOL_SCHEMAS
     policy = AIRLINE_POLICY

@@ -29,6 +29,53 @@ CONFIG_KEYS = ("domain", "data_dir", "seed", "inputs")
 
 class CalculationEnv(Environment):
     name = "calculation"
+    state_doc = (
+        "a dict: `domain`, `tool_calls` (every call made: name, args, kwargs, result, error), `num_tool_calls`, "
+        "and `tables` when the travel domain is present"
+    )
+    example_task = {
+        "instruction": (
+            "A shipment worth 1200 is converted at an exchange rate of 0.9, then a tariff of 5 percent is charged on "
+            "the converted price. What is the final value including the tariff? Answer with the number only."
+        ),
+        "verifier": (
+            "def evaluate(state, answer):\n    try:\n        return abs(float(answer) - 1134.0) < 0.01\n"
+            "    except (TypeError, ValueError):\n        return False"
+        ),
+        "solution": (
+            "converted = convert_currency(1200, 0.9)\n"
+            "answer = estimate_final_value(converted, calculate_tariff(converted, 5))"
+        ),
+        "failure_cases": [
+            "answer = estimate_final_value(1200, calculate_tariff(1200, 5))",
+            "answer = convert_currency(1200, 0.9)",
+        ],
+    }
+    inputs_doc = (
+        '\nOptionally put the task\'s numbers in <inputs>{"price": 1200, "rate": 0.9}</inputs> (after the instruction): '
+        'they become Python variables in every program, and the verifier sees them as state["inputs"].'
+    )
+    # With challenger.inputs (the demo's setting): the task's numbers are named inputs instead of written out.
+    inputs_example_task = {
+        "inputs": {"price": 1200, "rate": 0.9, "tariff_rate": 5},
+        "instruction": (
+            "A shipment worth price is converted at the exchange rate, then a tariff of tariff_rate percent is "
+            "charged on the converted price. What is the final value including the tariff?"
+        ),
+        "verifier": (
+            'def evaluate(state, answer):\n    i = state["inputs"]\n    try:\n'
+            '        return abs(float(answer) - i["price"] * i["rate"] * (1 + i["tariff_rate"] / 100)) < 0.01\n'
+            "    except (TypeError, ValueError):\n        return False"
+        ),
+        "solution": (
+            "converted = convert_currency(price, rate)\n"
+            "answer = estimate_final_value(converted, calculate_tariff(converted, tariff_rate))"
+        ),
+        "failure_cases": [
+            "answer = estimate_final_value(price, calculate_tariff(price, tariff_rate))",
+            "answer = convert_currency(price, rate)",
+        ],
+    }
 
     def __init__(self, env_config: dict | None = None):
         super().__init__(env_config)

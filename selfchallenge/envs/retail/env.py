@@ -16,6 +16,25 @@ class RetailEnvironment(TauBenchEnvironment):
     """env_config: `data_dir` (a tau-bench retail folder) or `seed` plus `num_users`, `num_orders`, `num_products`."""
 
     name = "retail"
+    state_doc = 'the database: {"orders": {order_id: order}, "products": {...}, "users": {user_id: user}}'
+    example_task = {
+        "instruction": (
+            "You are Ava Lee, email ava.lee@example.com. You want to cancel your pending order #W0000001 because "
+            "you no longer need it. You do not remember any other details."
+        ),
+        "verifier": (
+            "def evaluate(state, answer):\n    order = state['orders']['#W0000001']\n"
+            "    return order['status'] == 'cancelled' and order.get('cancel_reason') == 'no longer needed'"
+        ),
+        "solution": (
+            "cancel_pending_order(order_id='#W0000001', reason='no longer needed')\n"
+            "answer = 'Your order #W0000001 is cancelled.'"
+        ),
+        "failure_cases": [
+            "cancel_pending_order(order_id='#W0000001', reason='ordered by mistake')",
+            "answer = 'Your order #W0000001 is cancelled.'",
+        ],
+    }
     tool_functions = RETAIL_TOOLS
     tool_schemas = RETAIL_TOOL_SCHEMAS
     policy = RETAIL_POLICY

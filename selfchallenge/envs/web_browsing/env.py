@@ -58,6 +58,19 @@ TOOL_DOCS = [
 
 class WebBrowsingEnv(Environment):
     name = "web_browsing"
+    state_doc = (
+        "a dict: `site`, `current_page`, `scroll_position`, `history`, `visited` (pages opened), `tool_calls`, "
+        "`num_tool_calls`"
+    )
+    example_task = {
+        "instruction": "What is the price of the Wand in the shop? Answer with the number only.",
+        "verifier": (
+            "def evaluate(state, answer):\n    return '/products/wand' in state['visited'] and "
+            "str(answer).strip().lstrip('$') == '120'"
+        ),
+        "solution": "click_url('/products')\nclick_url('/products/wand')\nanswer = '120'",
+        "failure_cases": ["answer = '120'", "click_url('/products')\nclick_url('/products/wand')\nanswer = 'Wand'"],
+    }
 
     def __init__(self, env_config: dict | None = None):
         super().__init__(env_config)
