@@ -1,5 +1,5 @@
 """Shared by the `ray job submit` entry points: make the job's working_dir copy of the project importable and
-parse `--config FILE [key=value ...]`."""
+parse `--config FILE [key=value ...] [--dry-run]`."""
 
 from __future__ import annotations
 
@@ -18,5 +18,11 @@ def parse(description: str):
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--config", default=None, help="YAML config (ray_jobs/configs/*.yaml)")
     parser.add_argument("overrides", nargs="*", help="key=value overrides")
+    parser.add_argument("--dry-run", action="store_true", help="check what the job needs, start nothing, exit")
     args = parser.parse_args()
-    return load_config(args.config, args.overrides)
+    cfg = load_config(args.config, args.overrides)
+    if args.dry_run:
+        from selfchallenge.preflight import print_preflight
+
+        sys.exit(print_preflight(cfg))
+    return cfg

@@ -50,6 +50,8 @@ def _load(args):
 def cmd_run(args) -> int:
     from .pipeline import run_pipeline
 
+    if args.dry_run:
+        return _dry_run(args)
     run_pipeline(_load(args), stages=("propose", "check", "solve", "train", "eval"))
     return 0
 
@@ -57,6 +59,8 @@ def cmd_run(args) -> int:
 def cmd_gen_tasks(args) -> int:
     from .pipeline import run_pipeline
 
+    if args.dry_run:
+        return _dry_run(args)
     run_pipeline(_load(args), stages=("propose", "check"))
     return 0
 
@@ -64,8 +68,16 @@ def cmd_gen_tasks(args) -> int:
 def cmd_eval(args) -> int:
     from .pipeline import run_evaluation_only
 
+    if args.dry_run:
+        return _dry_run(args)
     run_evaluation_only(_load(args), model_path=args.model)
     return 0
+
+
+def _dry_run(args) -> int:
+    from .preflight import print_preflight
+
+    return print_preflight(_load(args))
 
 
 def cmd_check(args) -> int:
@@ -185,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
         _add_config_args(p)
         p.add_argument("--address", default=None, help="join a Ray cluster (e.g. auto) instead of starting one")
         p.add_argument("--run-dir", default=None, help="shortcut for run_dir=...")
+        p.add_argument("--dry-run", action="store_true", help="check what the run needs (model, run dir, sandbox, "
+                       "resources) and exit; starts nothing")  # fmt: skip
         if name == "eval":
             p.add_argument("--model", default=None, help="model folder to evaluate (default: the run's latest)")
         p.set_defaults(func=handler)

@@ -50,15 +50,21 @@ def _readme_cluster_command() -> tuple[str, list[str]]:
     return config, [w for w in words if "=" in w and not w.startswith("-")]
 
 
-def test_the_readme_cluster_command_with_a_hub_id_starts_the_learner_from_the_hub_cache(tmp_path, tiny_model_dir):
-    config, overrides = _readme_cluster_command()
-    hub_id = next(w.split("=", 1)[1] for w in overrides if w.startswith("model.path="))
-    assert "/" in hub_id and not os.path.exists(hub_id)
+def _stub_hub(tmp_path: Path, tiny_model_dir: str, hub_id: str) -> tuple[Path, dict]:
+    """A Hugging Face cache holding the tiny model under `hub_id`, and the environment that uses it offline."""
     repo = tmp_path / "hub" / f"models--{hub_id.replace('/', '--')}"
     shutil.copytree(tiny_model_dir, repo / "snapshots" / REVISION)
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(REVISION)
     env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    return repo, env
+
+
+def test_the_readme_cluster_command_with_a_hub_id_starts_the_learner_from_the_hub_cache(tmp_path, tiny_model_dir):
+    config, overrides = _readme_cluster_command()
+    hub_id = next(w.split("=", 1)[1] for w in overrides if w.startswith("model.path="))
+    assert "/" in hub_id and not os.path.exists(hub_id)
+    repo, env = _stub_hub(tmp_path, tiny_model_dir, hub_id)
     result = subprocess.run(
         [sys.executable, "-c", PROBE, config, *overrides],
         cwd=ROOT,
@@ -74,3 +80,23 @@ def test_the_readme_cluster_command_with_a_hub_id_starts_the_learner_from_the_hu
     assert out["engine_check"] == "llama" and out["tokenizer"] > 0
     assert out["zero_stage"] == 3 and out["learner"]  # the learner built its DeepSpeed engine on the cached model
     assert "huggingface-cli download nobody/not-cached" in out["missing"]
+
+
+def test_the_readme_cluster_command_passes_its_dry_run_and_a_missing_model_fails_it(tmp_path, tiny_model_dir):
+    """`python ray_jobs/train.py --dry-run` with the README's arguments, run_dir pointed at a shared path; then the
+    same with a hub id the offline cache lacks, which must fail naming model.path and the fix."""
+    config, overrides = _readme_cluster_command()
+    hub_id = next(w.split("=", 1)[1] for w in overrides if w.startswith("model.path="))
+    repo, env = _stub_hub(tmp_path, tiny_model_dir, hub_id)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    args = [w if not w.startswith("run_dir=") else f"run_dir={shared}/runs/exp1" for w in overrides]
+    command = [sys.executable, "ray_jobs/train.py", "--dry-run", "--config", config]
+    ready = subprocess.run([*command, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert ready.returncode == 0 and "dry run: ready" in ready.stdout, ready.stdout + ready.stderr[-3000:]
+    assert str(repo / "snapshots" / REVISION) in ready.stdout and f"{shared}/runs/exp1 will be created" in ready.stdout
+    assert not (shared / "runs").exists()  # nothing was written
+    missing = [w if not w.startswith("model.path=") else "model.path=nobody/not-cached" for w in args]
+    failed = subprocess.run([*command, *missing], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert failed.returncode == 2 and "not ready: model" in failed.stdout, failed.stdout + failed.stderr[-3000:]
+    assert "huggingface-cli download nobody/not-cached" in failed.stdout
