@@ -33,6 +33,9 @@ out["tokenizer"] = len(AutoTokenizer.from_pretrained(cfg.model.path))
 learner = LearnerActor(cfg.learner, cfg.model.path, total_steps=10)
 out["learner"] = learner.setup()
 out["zero_stage"] = cfg.learner.zero_stage
+import os, tempfile
+exported = learner.export_hf(tempfile.mkdtemp())
+out["exported_tokenizer"] = os.path.exists(os.path.join(exported, "tokenizer_config.json"))
 try:
     resolve_model("nobody/not-cached")
 except FileNotFoundError as exc:
@@ -79,6 +82,7 @@ def test_the_readme_cluster_command_with_a_hub_id_starts_the_learner_from_the_hu
     assert out["model_path"] == hub_id and out["folder"] == str(repo / "snapshots" / REVISION)
     assert out["engine_check"] == "llama" and out["tokenizer"] > 0
     assert out["zero_stage"] == 3 and out["learner"]  # the learner built its DeepSpeed engine on the cached model
+    assert out["exported_tokenizer"]  # the exported model (what the engines load next) carries the hub tokenizer
     assert "huggingface-cli download nobody/not-cached" in out["missing"]
 
 

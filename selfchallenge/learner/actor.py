@@ -34,6 +34,7 @@ from selfchallenge.learner.batching import MicroBatch, RankPlan, build_plan, col
 from selfchallenge.learner.critic import Critic, load_value_model
 from selfchallenge.learner.reference import load_reference
 from selfchallenge.learner.scoring import score_pass, scoring_metrics, token_logprobs
+from selfchallenge.model_source import resolve_model
 from selfchallenge.rollout.weight_transfer import DEFAULT_BUCKET_BYTES, pack_buckets
 
 # Metrics that are weighted sums over tokens (or pairs): they add up over micro-batches and ranks.
@@ -137,6 +138,9 @@ class LearnerActor:
         self.torch_dtype = self._resolve_dtype()
         ds_config = self._deepspeed_config()
 
+        self.model_path = resolve_model(
+            self.model_path
+        )  # a hub id: this node's cache (the export copies its tokenizer)
         model = checkpoint.load_causal_lm(self.model_path, self.torch_dtype)
         if self.cfg.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
