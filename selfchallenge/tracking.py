@@ -101,9 +101,9 @@ def sample_rows(trajectories: list, iteration: int, limit: int, max_chars: int =
     leaves out the system prompt (the same in every episode of an environment) and keeps its head and tail."""
     if limit <= 0 or not trajectories:
         return []
-    picks = sorted({i * len(trajectories) // limit for i in range(min(limit, len(trajectories)))})
+    count = min(limit, len(trajectories))
     rows = []
-    for t in (trajectories[i] for i in picks):
+    for t in (trajectories[i * len(trajectories) // count] for i in range(count)):
         text = "\n".join(f"[{m.get('role')}] {m.get('content')}" for m in t.messages if m.get("role") != "system")
         if len(text) > max_chars:
             text = text[: max_chars // 2] + "\n[...]\n" + text[-max_chars // 2 :]
