@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import time
+import warnings
 
 logger = logging.getLogger(__name__)
 
@@ -169,7 +170,9 @@ class MlflowBackend:
     def table(self, name: str, rows: list[dict], step: int) -> None:
         columns = list(rows[0])
         data = {column: [row.get(column) for row in rows] for column in columns}
-        self.client.log_table(self.run_id, data=data, artifact_file=f"{name}/iter_{step:03d}.json")
+        with warnings.catch_warnings():  # pandas 3 warns about MLflow's own select_dtypes call
+            warnings.filterwarnings("ignore", message=".*select_dtypes.*")
+            self.client.log_table(self.run_id, data=data, artifact_file=f"{name}/iter_{step:03d}.json")
 
     def close(self) -> None:
         self.client.set_terminated(self.run_id)
