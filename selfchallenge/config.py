@@ -194,6 +194,20 @@ class CheckpointConfig:
     keep_last: int = 0  # keep the checkpoints (DeepSpeed state + HF export) of the newest N iterations; 0 = all
 
 
+TRACKING_BACKENDS = ("tensorboard", "trackio", "wandb", "mlflow")
+
+
+@dataclass
+class TrackingConfig:
+    # Experiment trackers fed alongside <run_dir>/metrics.jsonl (the record): any of TRACKING_BACKENDS; [] = none.
+    backends: list[str] = field(default_factory=lambda: ["tensorboard"])
+    project: str = "selfchallenge"
+    run_name: str = ""  # "" = the run dir's basename
+    mode: str = "offline"  # offline | online: W&B's mode (trackio is local either way)
+    mlflow_uri: str = ""  # "" = file:<run_dir>/mlruns
+    log_completions: int = 4  # sample transcripts per role per iteration, logged as a table (0 = none)
+
+
 @dataclass
 class RunConfig:
     run_dir: str = "runs/default"
@@ -210,6 +224,7 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     ray: RayConfig = field(default_factory=RayConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
 
 _CHOICES = {
@@ -224,6 +239,7 @@ _CHOICES = {
     "learner.algorithm": ("rft", "sft", "reinforce", "rloo", "grpo", "drgrpo", "ppo_group", "ppo", "dpo"),
     "learner.zero_stage": (0, 2, 3),
     "learner.lr_schedule": ("constant", "cosine", "linear"),
+    "tracking.mode": ("offline", "online"),
 }
 _POSITIVE = (
     "iterations", "engine.num_engines", "engine.tensor_parallel_size", "engine.max_model_len",
@@ -260,6 +276,14 @@ def validate(cfg: RunConfig) -> RunConfig:
         )
     if cfg.checkpoint.keep_last < 0:
         raise ConfigError(f"checkpoint.keep_last={cfg.checkpoint.keep_last} must be >= 0 (0 keeps every iteration's)")
+    for backend in cfg.tracking.backends:
+        if backend not in TRACKING_BACKENDS:
+            raise ConfigError(
+                f"tracking.backends has {backend!r}, not one of {list(TRACKING_BACKENDS)}; "
+                "set e.g. tracking.backends=[tensorboard,wandb] (or [] for metrics.jsonl alone)"
+            )
+    if cfg.tracking.log_completions < 0:
+        raise ConfigError(f"tracking.log_completions={cfg.tracking.log_completions} must be >= 0 (0 logs none)")
     if not cfg.envs:
         raise ConfigError("envs is empty; give at least one environment, e.g. envs=[{name:calculation}]")
     for i, spec in enumerate(cfg.envs):

@@ -35,7 +35,7 @@ from .tasks.check_rule import funnel_counts
 from .tasks.dedup import cap_per_instruction, deduplicate
 from .tasks.filter_modes import deciding_stage, reaches_executor
 from .tasks.record import CaTTask, save_tasks, save_tasks_jsonl
-from .tracking import MetricsLogger
+from .tracking import MetricsLogger, sample_rows
 
 logger = logging.getLogger(__name__)
 
@@ -186,12 +186,11 @@ def stage_propose(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsL
         records = journal.records()
     tasks = [CaTTask.from_dict(r["task"]) for r in records if r["task"]]
     save_tasks(os.path.join(out, "tasks_proposed"), tasks)
-    save_trajectories(
-        os.path.join(out, "challenger_trajectories"),
-        [Trajectory.from_dict(r["trajectory"]) for r in records if r["trajectory"]],
-    )
+    proposals = [Trajectory.from_dict(r["trajectory"]) for r in records if r["trajectory"]]
+    save_trajectories(os.path.join(out, "challenger_trajectories"), proposals)
     reasons = Counter(r["reason"] for r in records)
     log.log(iteration, "propose", {"episodes": len(records), "parsed": len(tasks), "parse_reasons": dict(reasons)})
+    log.table("samples/challenger", sample_rows(proposals, iteration, cfg.tracking.log_completions), iteration)
     run.mark(f"iter_{iteration}/propose")
 
 
@@ -353,6 +352,7 @@ def stage_solve(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
             "tokens_per_s": round(sampled / elapsed, 1) if elapsed > 1 and len(journal) == len(jobs) else None,
         },
     )
+    log.table("samples/executor", sample_rows(trajectories, iteration, cfg.tracking.log_completions), iteration)
     run.mark(f"iter_{iteration}/solve")
 
 
@@ -472,12 +472,24 @@ def run_pipeline(cfg: RunConfig, stages=("propose", "check", "solve", "train", "
     import datasets
 
     from .report import format_table, summary_rows, write_report
-    from .runtime import Runtime
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     datasets.disable_progress_bars()
     run = RunDir(cfg)
-    log = MetricsLogger(run.path)
+    log = MetricsLogger(run.path, cfg.tracking, config_mod.to_dict(cfg))
+    try:
+        _run_stages(cfg, run, log, stages)
+    finally:
+        log.close()
+    report = write_report(run.path)
+    print(format_table(summary_rows(run.path)))
+    print(f"report: {report}")
+    return report
+
+
+def _run_stages(cfg: RunConfig, run: RunDir, log: MetricsLogger, stages) -> None:
+    from .runtime import Runtime
+
     eval_items = build_eval_items(cfg) if "eval" in stages else []
     if "eval" in stages and not eval_items:
         logger.warning("no evaluation tasks configured (eval.heldout_tasks / m3tooleval_tasks / taubench_tasks)")
@@ -500,11 +512,6 @@ def run_pipeline(cfg: RunConfig, stages=("propose", "check", "solve", "train", "
             due = cfg.eval.every and (iteration + 1) % cfg.eval.every == 0
             if eval_items and (due or iteration == cfg.iterations - 1) and not run.done(f"eval_iter_{iteration:03d}"):
                 stage_eval(cfg, run, rt, iteration, log, eval_items)
-    log.close()
-    report = write_report(run.path)
-    print(format_table(summary_rows(run.path)))
-    print(f"report: {report}")
-    return report
 
 
 def run_evaluation_only(cfg: RunConfig, model_path: str | None = None) -> dict:
@@ -518,9 +525,11 @@ def run_evaluation_only(cfg: RunConfig, model_path: str | None = None) -> dict:
     model = model_path or hf
     label = "standalone-" + hashlib.sha256(str(model or cfg.model.path).encode()).hexdigest()[:8]
     with Runtime(cfg, latest_model=model) as rt:
-        log = MetricsLogger(run.path)
-        results = stage_eval(cfg, run, rt, -1, log, items, label=label)
-        log.close()
+        log = MetricsLogger(run.path, cfg.tracking, config_mod.to_dict(cfg))
+        try:
+            results = stage_eval(cfg, run, rt, -1, log, items, label=label)
+        finally:
+            log.close()
     print(json.dumps(results, indent=1))
     return results
 

@@ -81,11 +81,11 @@ def test_empty_datasets_round_trip(tmp_path):
 def test_a_metrics_line_torn_by_a_crash_does_not_swallow_the_next_record(tmp_path):
     from selfchallenge.tracking import MetricsLogger, read_metrics
 
-    logger = MetricsLogger(str(tmp_path), tensorboard=False)
+    logger = MetricsLogger(str(tmp_path))
     logger.log(0, "propose", {"parsed": 1})
     with open(tmp_path / "metrics.jsonl", "a", encoding="utf-8") as handle:
         handle.write('{"time": 1, "iteration": 0, "stage": "che')  # a full disk cut this write
-    resumed = MetricsLogger(str(tmp_path), tensorboard=False)
+    resumed = MetricsLogger(str(tmp_path))
     resumed.log(0, "check", {"kept": 2})
     assert [(row["stage"], row.get("parsed", row.get("kept"))) for row in read_metrics(str(tmp_path))] == [
         ("propose", 1),

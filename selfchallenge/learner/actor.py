@@ -407,7 +407,8 @@ class LearnerActor:
 
 def summarize(results: list[dict], stats: dict[str, float]) -> dict:
     """`run_plan` results from every rank -> one metrics dict: additive step metrics summed over ranks and averaged
-    over steps; the scoring pass's sums turned into means over loss tokens (its max stays a max)."""
+    over steps (each step's own under `per_step`); the scoring pass's sums turned into means over loss tokens (its
+    max stays a max)."""
     metrics: dict[str, float] = dict(stats)
     metrics.update(scoring_metrics([r["scoring"] for r in results]))
     per_rank = [r["steps"] for r in results]
@@ -428,6 +429,7 @@ def summarize(results: list[dict], stats: dict[str, float]) -> dict:
     metrics["first_loss"], metrics["last_loss"] = merged[0]["loss"], merged[-1]["loss"]
     metrics["train_s"] = sum(s["step_s"] for s in merged)
     metrics["tokens_per_s"] = sum(s["tokens"] for s in merged) / max(metrics["train_s"], 1e-9)
+    metrics["per_step"] = merged  # the trackers plot these at a global optimizer-step count
     return metrics
 
 
