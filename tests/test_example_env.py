@@ -7,7 +7,9 @@ sessions, and `selfchallenge run` trains on it."""
 from __future__ import annotations
 
 import asyncio
+import glob
 import json
+import os
 import re
 import subprocess
 import sys
@@ -146,10 +148,19 @@ def test_selfchallenge_run_trains_on_it(tmp_path):
         "challenger.sampling.max_tokens=16", "executor.samples_per_task=2", "executor.max_turns=1",
         "executor.sampling.max_tokens=16", "learner.algorithm=rft", "learner.failure_weight=1.0",
         "engine.max_model_len=4096", "engine.cpu_kvcache_space_gb=0.5", "ray.num_cpus=2", "sandbox.backend=docker",
+        "tracking.backends=[tensorboard,trackio,wandb,mlflow]", "tracking.run_name=thermostat",
     ]  # fmt: skip
-    result = subprocess.run([sys.executable, "-m", "selfchallenge.cli", "run", *overrides], cwd=ROOT,
+    env = {**os.environ, "TRACKIO_DIR": str(tmp_path / "trackio")}  # the user's own trackio folder stays untouched
+    result = subprocess.run([sys.executable, "-m", "selfchallenge.cli", "run", *overrides], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=1200)  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # tracking from config, in a real run: every tracker got the learner's per-step loss and the sample tables
+    trackio_db = tmp_path / "trackio" / "selfchallenge.db"
+    assert trackio_db.exists() and b"learner_step/loss" in trackio_db.read_bytes()
+    (wandb_file,) = glob.glob(str(run_dir / "wandb" / "offline-run-*" / "run-*.wandb"))
+    assert b"learner_step/loss" in Path(wandb_file).read_bytes()
+    assert glob.glob(str(run_dir / "mlruns" / "*" / "*" / "metrics" / "learner_step" / "loss"))
+    assert glob.glob(str(run_dir / "mlruns" / "*" / "*" / "artifacts" / "samples" / "executor" / "*"))
     checks = [json.loads(line) for line in (run_dir / "iter_000" / "checks.jsonl").read_text().splitlines()]
     assert next(c for c in checks if c["id"] == "seed")["reason"] == "kept", checks  # judged in the sandbox
     rollouts = [json.loads(line) for line in (run_dir / "iter_000" / "rollouts.jsonl").read_text().splitlines()]
