@@ -29,7 +29,7 @@ from .config import ConfigError, RunConfig
 from .envs import is_dialogue, make_env
 from .rollout.challenger import ChallengerSettings, run_challenger_episode, score_challenger
 from .rollout.executor import INFRA_REASONS, ExecutorSettings, run_executor_episode
-from .rollout.runner import Journal, StageIncomplete, describe_loss, run_journaled
+from .rollout.runner import GIVE_UP_AFTER, Journal, StageIncomplete, describe_loss, run_journaled
 from .rollout.trajectory import Trajectory, save_trajectories, successes_by_task
 from .tasks.check_rule import funnel_counts
 from .tasks.dedup import cap_per_instruction, deduplicate
@@ -101,13 +101,18 @@ class RunDir:
 
 
 # ---------------------------------------------------------------------------------------------------- stages
-def _stop_if_lost(stage: str, records: list[dict], what: str, journal_path: str) -> None:
-    """Raise StageIncomplete before the stage logs or marks anything when some record is an infrastructure loss."""
-    lost = sum(1 for record in records if record.get("reason") in INFRA_REASONS)
-    if lost:
+def _stop_if_lost(stage: str, records: list[dict], what: str, journal: Journal) -> None:
+    """Raise StageIncomplete before the stage logs or marks anything when some record is an infrastructure loss
+    that a rerun may still retry; those given up (lost in GIVE_UP_AFTER runs) are only reported."""
+    lost = [r for r in records if r.get("reason") in INFRA_REASONS]
+    given_up = [r for r in lost if journal.given_up(str(r[journal.key]))]
+    if given_up:
+        print(f"[{stage}] {len(given_up)} {what} given up after {GIVE_UP_AFTER} runs lost to infrastructure errors "
+              f"(not trained on; see {journal.path})")  # fmt: skip
+    if len(lost) > len(given_up):
         raise StageIncomplete(
-            f"{stage}: {lost} of {len(records)} {what} lost to infrastructure errors (see {journal_path}); the stage "
-            "is not marked done: rerun the same command to retry them (the others are kept)"
+            f"{stage}: {len(lost) - len(given_up)} of {len(records)} {what} lost to infrastructure errors (see "
+            f"{journal.path}); the stage is not marked done: rerun the same command to retry them (the others are kept)"
         )
 
 
@@ -167,7 +172,7 @@ def stage_propose(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsL
         return {"id": key, "env": None, "reason": "infra_error", "detail": str(exc), "task": None, "trajectory": None}
 
     records = asyncio.run(run_journaled(jobs, journal, cfg.executor.concurrency, f"iter {iteration} propose", on_error))
-    _stop_if_lost(f"iter_{iteration}/propose", records, "challenger episodes", journal.path)
+    _stop_if_lost(f"iter_{iteration}/propose", records, "challenger episodes", journal)
     if iteration == 0 and cfg.challenger.seed_tasks:
         from .tasks.record import load_tasks
 
@@ -222,7 +227,7 @@ def stage_check(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
                 journal.append({"id": task.id, **verdict})
                 bar.update(1)
     verdicts = {record["id"]: record for record in journal.records()}
-    _stop_if_lost(f"iter_{iteration}/check", [verdicts[task.id] for task in tasks], "task checks", journal.path)
+    _stop_if_lost(f"iter_{iteration}/check", [verdicts[task.id] for task in tasks], "task checks", journal)
     checked = []
     for task in tasks:
         verdict = verdicts[task.id]
@@ -332,8 +337,8 @@ def stage_solve(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
     begin = time.monotonic()
     records = asyncio.run(run_journaled(jobs, journal, cfg.executor.concurrency, f"iter {iteration} solve", on_error))
     elapsed = time.monotonic() - begin
-    _stop_if_lost(f"iter_{iteration}/solve", records, "executor episodes", journal.path)
-    trajectories = [Trajectory.from_dict(r) for r in records]
+    _stop_if_lost(f"iter_{iteration}/solve", records, "executor episodes", journal)
+    trajectories = [Trajectory.from_dict(r) for r in records if r["reason"] not in INFRA_REASONS]
     save_trajectories(os.path.join(out, "trajectories"), trajectories)
     rewards = [t.reward for t in trajectories]
     by_task = successes_by_task(trajectories)
@@ -458,7 +463,8 @@ def stage_eval(
             desc=f"eval {label}",
         )
     )
-    _stop_if_lost(f"eval_{label}", Journal(log_path).records(), "evaluation episodes", log_path)
+    eval_journal = Journal(log_path)
+    _stop_if_lost(f"eval_{label}", eval_journal.records(), "evaluation episodes", eval_journal)
     log.log(iteration, "eval", {"label": label, "results": results})
     summary = ", ".join(f"{name} pass@1 {r.get('pass@1', 0):.3f}" for name, r in results.items())
     print(f"[eval {label}] {summary}")

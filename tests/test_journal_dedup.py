@@ -79,6 +79,28 @@ def test_a_failing_job_is_retried_and_an_infra_error_record_is_retried_on_resume
     assert [r["reason"] for r in reloaded.records()] == ["answered", "answered"] and len(reloaded) == 2
 
 
+def test_a_key_lost_in_every_one_of_three_runs_is_given_up_not_retried_forever(tmp_path):
+    from selfchallenge.rollout.runner import GIVE_UP_AFTER
+
+    attempts = {"killer": 0}
+
+    async def killer():  # model output that brings its worker down every time
+        attempts["killer"] += 1
+        raise RuntimeError("worker died")
+
+    path = str(tmp_path / "r.jsonl")
+    infra = lambda key, exc: {"id": key, "reason": "infra_error", "error": str(exc)}  # noqa: E731
+    for run in range(1, GIVE_UP_AFTER + 1):
+        journal = Journal(path)
+        assert "killer" not in journal and not journal.given_up("killer")  # still retried by this rerun
+        asyncio.run(run_journaled([("killer", killer)], journal, 1, "t", on_error=infra, retries=1))
+        assert attempts["killer"] == 2 * run
+    journal = Journal(path)
+    assert journal.given_up("killer") and "killer" in journal  # given up: done, as infra_error
+    records = asyncio.run(run_journaled([("killer", killer)], journal, 1, "t", on_error=infra, retries=1))
+    assert attempts["killer"] == 2 * GIVE_UP_AFTER and [r["reason"] for r in records] == ["infra_error"]
+
+
 def _task(i, instruction, verifier="def evaluate(s, a):\n    return a == 1", env="calculation"):
     return CaTTask(f"t{i}", env, {}, instruction, verifier, "answer = 1", ["answer = 2"])
 

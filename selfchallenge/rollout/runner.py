@@ -4,7 +4,9 @@
 in the middle of a write) loses at most the episodes still in flight: on restart the torn last line is cut off,
 finished keys are skipped, and nothing is recorded twice. A record whose `reason` is `infra_error` (the sandbox or
 an engine failed for host reasons) is journaled so that the failure is visible, but it does not count as done: a
-rerun retries that key, and the retry's record replaces it.
+rerun retries that key, and the retry's record replaces it. A key lost in GIVE_UP_AFTER runs is given up (done, as
+infra_error): model output that brings the infrastructure down every time (a code action that kills its worker)
+must not stop every rerun of the run.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from tqdm import tqdm
 
 RETRYABLE_REASON = "infra_error"
+GIVE_UP_AFTER = 3  # runs in which a key was lost (each after its in-process retry) before it is given up
 
 
 class StageIncomplete(RuntimeError):
@@ -40,6 +43,7 @@ class Journal:
         self.path = path
         self.key = key
         self._records: dict[str, dict] = {}
+        self._losses: dict[str, int] = {}  # infra_error records per key
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         if os.path.exists(path):
             self._load()
@@ -57,14 +61,20 @@ class Journal:
                 key = str(record[self.key])
                 if key not in self._records or _retryable(self._records[key]):
                     self._records[key] = record
+                if _retryable(record):
+                    self._losses[key] = self._losses.get(key, 0) + 1
                 good_bytes += len(raw)
         if good_bytes != os.path.getsize(self.path):
             with open(self.path, "rb+") as handle:
                 handle.truncate(good_bytes)
 
     def __contains__(self, key: str) -> bool:
-        """Whether `key` is done (an infra_error record is not: it is retried)."""
-        return key in self._records and not _retryable(self._records[key])
+        """Whether `key` is done (an infra_error record is not, until it is given up: it is retried)."""
+        return key in self._records and (not _retryable(self._records[key]) or self.given_up(key))
+
+    def given_up(self, key: str) -> bool:
+        """`key` was lost to the infrastructure in GIVE_UP_AFTER runs: no rerun retries it any more."""
+        return self._losses.get(key, 0) >= GIVE_UP_AFTER
 
     def __len__(self) -> int:
         return len(self._records)
@@ -82,6 +92,8 @@ class Journal:
             handle.flush()
             os.fsync(handle.fileno())
         self._records[key] = record
+        if _retryable(record):
+            self._losses[key] = self._losses.get(key, 0) + 1
 
 
 async def run_journaled(
