@@ -102,3 +102,11 @@ def build_word_llama(out: str, vocab_size: int, max_positions: int) -> str:
 @pytest.fixture(scope="session")
 def word_llama():
     return build_word_llama
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test that starts vLLM engines takes minutes on CPU: `vllm` implies `slow`, so `pytest -m "not slow"` is the
+    fast lane (parser, configs, environments, sandbox, episodes with scripted policies)."""
+    for item in items:
+        if item.get_closest_marker("vllm") and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)

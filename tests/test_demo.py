@@ -53,6 +53,8 @@ def test_kept_mix_weights_heldout_questions_by_how_often_the_loop_trained_on_the
 
 
 @pytest.mark.timeout(2700)  # ~13-17 min on an idle 2-core VM; twice that when the machine is shared
+@pytest.mark.vllm
+@pytest.mark.slow
 def test_self_challenging_raises_heldout_success(tmp_path, ray_local):
     # ray_local: the session's Ray (4 logical CPUs); a Ray started by the pipeline here would outlive the test
     # with the machine's 2 CPUs and starve later tests that need more.

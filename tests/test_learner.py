@@ -17,7 +17,10 @@ from selfchallenge.config import ConfigError, LearnerConfig
 from selfchallenge.learner.actor import LearnerActor, LearnerGroup, lr_lambda
 from selfchallenge.rollout.trajectory import Trajectory
 
-pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::DeprecationWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::DeprecationWarning"),
+    pytest.mark.slow,  # DeepSpeed learners (ZeRO 0/2/3, two ranks): minutes of CPU
+]
 
 VOCAB = 96
 

@@ -126,6 +126,7 @@ def test_warmstart_options_name_the_bad_key():
     assert options.epochs == 2 and run_cfg.challenger.explore_turns == 3
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_a_tiny_warmstart_runs_end_to_end_and_is_cached(tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
