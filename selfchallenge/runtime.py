@@ -111,6 +111,7 @@ class Runtime:
         self.model_path = latest_model or self.base_model
         self.latest_checkpoint = latest_checkpoint
         self._sandbox = None
+        self._sandbox_client = None
         self._engines: list | None = None
         self._teacher_engines: list | None = None
         self._user_engines: list | None = None
@@ -132,24 +133,31 @@ class Runtime:
 
     # -- sandbox ----------------------------------------------------------------------------------------
     @property
-    def sandbox_actor(self):
+    def sandbox_actors(self) -> list:
+        """The sandbox pools: one per node that offers `sandbox.node_resource` (all of a cluster's sandbox nodes
+        are used), or a single one anywhere when it is unset."""
         if self._sandbox is None:
             import ray
 
-            from .sandbox.actor import create_sandbox_actor
+            from .sandbox.actor import create_sandbox_actor, sandbox_placements
 
-            placement = {"resources": {self.cfg.sandbox.node_resource: 0.001}} if self.cfg.sandbox.node_resource else {}
-            actor = create_sandbox_actor(self.cfg.sandbox, data_dirs=data_dirs(self.cfg), **placement)
-            info = ray.get(actor.info.remote())
-            logger.info("sandbox pool ready: %s", info)
-            self._sandbox = actor
+            actors = [
+                create_sandbox_actor(self.cfg.sandbox, data_dirs=data_dirs(self.cfg), **placement)
+                for placement in sandbox_placements(self.cfg.sandbox.node_resource)
+            ]
+            infos = ray.get([actor.info.remote() for actor in actors])
+            logger.info("%d sandbox pool(s) ready: %s", len(actors), infos)
+            self._sandbox = actors
         return self._sandbox
 
     @property
     def sandbox(self):
-        from .rollout.sandbox_client import RaySandbox
+        """The async client over the pools (one for the run: it knows which pool holds each session)."""
+        if self._sandbox_client is None:
+            from .rollout.sandbox_client import RaySandbox
 
-        return RaySandbox(self.sandbox_actor)
+            self._sandbox_client = RaySandbox(self.sandbox_actors)
+        return self._sandbox_client
 
     # -- engines ----------------------------------------------------------------------------------------
     def _start_engines(self, model_path: str, weight_version: int = 0, engine_cfg=None) -> list:
@@ -237,10 +245,11 @@ class Runtime:
             self._learner.shutdown()
         if self._sandbox is not None:
             try:
-                ray.get(self._sandbox.close.remote(), timeout=60)
+                ray.get([actor.close.remote() for actor in self._sandbox], timeout=60)
             except Exception:  # noqa: BLE001 - best effort at shutdown; containers are labelled for cleanup
-                logger.warning("sandbox pool did not close cleanly")
+                logger.warning("a sandbox pool did not close cleanly")
         self._engines = self._teacher_engines = self._user_engines = self._learner = self._sandbox = None
+        self._sandbox_client = None
 
     def __enter__(self) -> Runtime:
         return self

@@ -13,32 +13,55 @@ import asyncio
 
 
 class RaySandbox:
-    """Calls a SandboxPoolActor; every call is awaited without blocking the event loop."""
+    """Calls SandboxPoolActors (one, or one per sandbox node); every call is awaited without blocking the event
+    loop. A session stays on the pool that opened it, new sessions go to the pool with the fewest open, and a
+    batch of checks is split across the pools."""
 
-    def __init__(self, actor):
-        self.actor = actor
+    def __init__(self, actors):
+        self.actors = list(actors) if isinstance(actors, (list, tuple)) else [actors]
+        self._owner: dict[str, object] = {}  # session id -> its pool
+        self._open = [0] * len(self.actors)
+
+    def _pool(self, session_id: str):
+        return self._owner[session_id]
 
     async def open_session(self, env: str, env_config: dict, discovery_seed: int | None = None) -> str:
-        opened = await self.actor.open_session.remote(env, env_config, discovery_seed)
+        index = min(range(len(self.actors)), key=self._open.__getitem__)
+        self._open[index] += 1
+        try:
+            opened = await self.actors[index].open_session.remote(env, env_config, discovery_seed)
+        except BaseException:
+            self._open[index] -= 1
+            raise
+        self._owner[opened["session_id"]] = index
         return opened["session_id"]
 
     async def session_exec(self, session_id: str, code: str) -> dict:
-        return await self.actor.session_exec.remote(session_id, code)
+        return await self.actors[self._pool(session_id)].session_exec.remote(session_id, code)
 
     async def session_call(self, session_id: str, name: str, arguments) -> dict:
-        return await self.actor.session_call.remote(session_id, name, arguments)
+        return await self.actors[self._pool(session_id)].session_call.remote(session_id, name, arguments)
 
     async def session_evaluate(self, session_id: str, verifier: str, answer, final: bool = False) -> dict:
-        return await self.actor.session_evaluate.remote(session_id, verifier, answer, None, final)
+        return await self.actors[self._pool(session_id)].session_evaluate.remote(
+            session_id, verifier, answer, None, final
+        )
 
     async def session_snapshot(self, session_id: str) -> dict:
-        return await self.actor.session_snapshot.remote(session_id)
+        return await self.actors[self._pool(session_id)].session_snapshot.remote(session_id)
 
     async def close_session(self, session_id: str) -> None:
-        await self.actor.session_close.remote(session_id)
+        index = self._owner.pop(session_id, None)
+        if index is None:
+            return
+        self._open[index] -= 1
+        await self.actors[index].session_close.remote(session_id)
 
     async def check_many(self, payloads: list[dict], timeout_s: float | None, min_failure_cases: int) -> list[dict]:
-        return await self.actor.check_many.remote(payloads, timeout_s, min_failure_cases)
+        share = -(-len(payloads) // len(self.actors)) or 1
+        parts = [payloads[i : i + share] for i in range(0, len(payloads), share)]  # at most one per pool
+        calls = [self.actors[i].check_many.remote(part, timeout_s, min_failure_cases) for i, part in enumerate(parts)]
+        return [verdict for part in await asyncio.gather(*calls) for verdict in part]
 
 
 class LocalSandbox:

@@ -26,9 +26,14 @@ class SandboxPoolActor:
         self.pool = SandboxPool(cfg, backend=backend, data_dirs=data_dirs)
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
+        self._checks = 0  # tasks checked, for info()
 
     def info(self) -> dict:
+        import ray
+
         return {
+            "node_id": ray.get_runtime_context().get_node_id(),
+            "checks": self._checks,
             "backend": self.pool.backend.name,
             "num_workers": self.pool.cfg.num_workers,
             "max_sessions": self.pool.cfg.max_sessions,
@@ -43,6 +48,8 @@ class SandboxPoolActor:
         return self.pool.check(payload, timeout_s=timeout_s, min_failure_cases=min_failure_cases)
 
     def check_many(self, payloads: list[dict], timeout_s: float | None = None, min_failure_cases: int = 1):
+        with self._lock:
+            self._checks += len(payloads)
         return self.pool.check_many(payloads, timeout_s=timeout_s, min_failure_cases=min_failure_cases)
 
     # -- sessions ------------------------------------------------------------------------------------------
@@ -103,3 +110,26 @@ def create_sandbox_actor(
     concurrency = max_concurrency or max(64, 2 * (cfg.num_workers + cfg.max_sessions))
     options = {"num_cpus": 0, "max_concurrency": concurrency, **ray_options}
     return ray.remote(SandboxPoolActor).options(**options).remote(cfg, list(data_dirs), backend)
+
+
+def sandbox_placements(node_resource: str) -> list[dict]:
+    """Ray options placing one pool on each live node that offers `node_resource`; [{}] (one pool, anywhere) when
+    it is unset. A cluster whose sandbox nodes have not joined yet gets an error that says so."""
+    if not node_resource:
+        return [{}]
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    nodes = [node for node in ray.nodes() if node.get("Alive") and node.get("Resources", {}).get(node_resource)]
+    if not nodes:
+        raise RuntimeError(
+            f"sandbox.node_resource={node_resource!r}: no live node offers it (cluster resources: "
+            f"{ray.cluster_resources()}); start the sandbox nodes (cluster.yaml: sandbox_cpu) or unset the key"
+        )
+    return [
+        {
+            "resources": {node_resource: 0.001},
+            "scheduling_strategy": NodeAffinitySchedulingStrategy(node["NodeID"], soft=False),
+        }
+        for node in nodes
+    ]

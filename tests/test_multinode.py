@@ -1,0 +1,72 @@
+"""A simulated multi-node cluster on this machine (`ray.cluster_utils.Cluster`): a head node and two nodes that
+offer the `sandbox` resource, as cluster.yaml's sandbox_cpu nodes do. With `sandbox.node_resource=sandbox` the
+run's Runtime starts one sandbox pool on each sandbox node (none on the head), sessions spread over them and a
+batch of checks is split between them, every verdict right. A subprocess, since the test session holds its own
+Ray."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SCRIPT = r"""
+import asyncio, json, ray
+from ray.cluster_utils import Cluster
+from selfchallenge.config import load_config
+from selfchallenge.runtime import Runtime
+from selfchallenge.tasks.record import load_tasks
+
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+sandbox_nodes = [cluster.add_node(num_cpus=1, resources={"sandbox": 1}).node_id for _ in range(2)]
+cluster.wait_for_nodes()
+cfg = load_config(None, [f"ray.address={cluster.address}", "sandbox.node_resource=sandbox", "sandbox.backend=docker",
+                         "sandbox.num_workers=1", "sandbox.max_sessions=2"])
+tasks = [t for t in load_tasks("examples/tasks_calculation.jsonl")]
+with Runtime(cfg) as rt:
+    infos = ray.get([actor.info.remote() for actor in rt.sandbox_actors])
+
+    async def use():
+        sandbox = rt.sandbox
+        sessions = [await sandbox.open_session("calculation", {"domain": "trade_calculator"}) for _ in range(4)]
+        outs = [await sandbox.session_exec(s, "print(convert_currency(10, 3))") for s in sessions]
+        owners = [sandbox._owner[s] for s in sessions]
+        for s in sessions:
+            await sandbox.close_session(s)
+        verdicts = await sandbox.check_many([t.sandbox_payload() for t in tasks], 5.0, 1)
+        return outs, owners, verdicts
+
+    outs, owners, verdicts = asyncio.run(use())
+    after = ray.get([actor.info.remote() for actor in rt.sandbox_actors])
+print("RESULT " + json.dumps({
+    "head": cluster.head_node.node_id, "sandbox_nodes": sandbox_nodes, "pool_nodes": [i["node_id"] for i in infos],
+    "session_stdout": [o["stdout"] for o in outs], "owners": owners,
+    "reasons": [v["reason"] for v in verdicts],
+    "expected": [t.provenance["expected_reason"] for t in tasks],
+    "checks_per_pool": [i["checks"] for i in after],
+}))
+ray.shutdown()
+cluster.shutdown()
+"""
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_one_sandbox_pool_per_sandbox_node_and_work_spread_over_them():
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(PYTHONPATH=str(ROOT), RAY_AUTH_MODE="disabled")
+    result = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=540)  # fmt: skip
+    line = next((x for x in result.stdout.splitlines() if x.startswith("RESULT ")), None)
+    assert line, result.stdout[-2000:] + result.stderr[-4000:]
+    out = json.loads(line[len("RESULT ") :])
+    assert sorted(out["pool_nodes"]) == sorted(out["sandbox_nodes"]) and out["head"] not in out["pool_nodes"]
+    assert all(s.strip() == "30" for s in out["session_stdout"]) and sorted(set(out["owners"])) == [0, 1]
+    assert out["reasons"] == out["expected"] and all(n > 0 for n in out["checks_per_pool"]), out
