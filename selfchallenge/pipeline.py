@@ -438,12 +438,13 @@ def run_pipeline(cfg: RunConfig, stages=("propose", "check", "solve", "train", "
     """Run (or resume) the loop; returns the report path."""
     import datasets
 
+    from . import logs
     from .report import format_table, summary_rows, write_report
     from .runtime import Runtime
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     datasets.disable_progress_bars()
     run = RunDir(cfg)
+    logs.setup(os.path.join(run.path, "logs"))
     log = MetricsLogger(run.path)
     eval_items = build_eval_items(cfg) if "eval" in stages else []
     if "eval" in stages and not eval_items:
@@ -475,9 +476,11 @@ def run_pipeline(cfg: RunConfig, stages=("propose", "check", "solve", "train", "
 
 
 def run_evaluation_only(cfg: RunConfig, model_path: str | None = None) -> dict:
+    from . import logs
     from .runtime import Runtime
 
     run = RunDir(cfg)
+    logs.setup(os.path.join(run.path, "logs"))
     items = build_eval_items(cfg)
     if not items:
         raise ConfigError("nothing to evaluate: set eval.heldout_tasks, eval.m3tooleval_tasks or eval.taubench_tasks")
