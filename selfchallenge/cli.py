@@ -290,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.verbose:
         logs.set_verbose()
+    logs.forget_last_dir()
     try:
         return args.func(args)
     except ConfigError as exc:
@@ -302,8 +303,8 @@ def main(argv: list[str] | None = None) -> int:
         print("selfchallenge: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
     except Exception:
-        if logs.log_dir():  # a quiet run: the actors' tracebacks and vLLM/Ray/DeepSpeed messages are in the files
-            print(f"selfchallenge: failed; vLLM, Ray and DeepSpeed logs are in {logs.log_dir()}/", file=sys.stderr)
+        if logs.last_dir():  # a quiet run: the actors' tracebacks and vLLM/Ray/DeepSpeed messages are in the files
+            print(f"selfchallenge: failed; vLLM, Ray and DeepSpeed logs are in {logs.last_dir()}/", file=sys.stderr)
         raise
 
 

@@ -14,7 +14,7 @@ messages and raises actor exceptions in the driver, and the CLI names the log fo
 `--verbose` (or SELFCHALLENGE_VERBOSE=1) restores today's behaviour: every log on the terminal, actor output
 forwarded by Ray (`log_to_driver=True`), no files.
 
-How: the driver attaches a file handler and filters the terminal handlers (`setup`); actors get the log folder in
+How: the driver attaches a file handler and filters the terminal handlers (`scope`); actors get the log folder in
 their runtime_env (`actor_runtime_env`) and call `redirect_actor_output` in `__init__`, which points the process's
 file descriptors 1 and 2 at their file, so child processes they start (vLLM's EngineCore) write there as well.
 Output an actor prints before its `__init__` runs stays in Ray's own session logs (/tmp/ray/session_latest/logs).
@@ -22,6 +22,7 @@ Output an actor prints before its `__init__` runs stays in Ray's own session log
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -32,7 +33,7 @@ VERBOSE_ENV = "SELFCHALLENGE_VERBOSE"  # "1": third-party logs on the terminal (
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 PROJECT = ("selfchallenge", "__main__")
 
-_state: dict = {"dir": None, "file": None}
+_state: dict = {"dir": None, "file": None, "last": None, "bars": (), "root_level": logging.WARNING}
 
 
 def verbose() -> bool:
@@ -48,7 +49,7 @@ def set_verbose(on: bool = True) -> None:
 
 
 def log_dir() -> str | None:
-    """The driver's current log folder; None when verbose or before `setup`."""
+    """The driver's current log folder: set inside a quiet `scope`, else None."""
     return _state["dir"]
 
 
@@ -81,50 +82,91 @@ class _ToFile(logging.Handler):
 
 
 def _terminal_handler(handler: logging.Handler) -> bool:
-    return isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
+    """A handler writing to the terminal: to stdout or stderr (not a file, not e.g. pytest's capture buffers)."""
+    if not isinstance(handler, logging.StreamHandler) or isinstance(handler, logging.FileHandler):
+        return False
+    stream = getattr(handler, "stream", None)
+    if any(stream is s for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)):
+        return True
+    try:
+        return stream.fileno() in (1, 2)
+    except Exception:  # noqa: BLE001 - no file descriptor: an in-memory buffer
+        return False
 
 
-def setup(folder: str | None) -> str | None:
-    """Configure the driver's logging for one run; returns the log folder (None when verbose or no folder).
+@contextlib.contextmanager
+def scope(folder: str | None):
+    """Driver logging for one command (a run, an evaluation, a warm start); yields the log folder (None when verbose
+    or `folder` is None). Inside, the project's records go to the terminal at INFO. When quiet, the root logger also
+    writes every record to `<folder>/driver.log`, third-party records below ERROR stay off the terminal, Hugging
+    Face progress bars are off, and actors started through `actor_runtime_env` write to the folder. On exit the
+    process's logging is as before (a previous scope's folder again), so library callers and test sessions are
+    not left redirected; `last_dir()` still names the folder for an error message."""
+    previous = _state["dir"]
+    _install(folder)
+    try:
+        yield _state["dir"]
+    finally:
+        _uninstall()
+        if previous:
+            _install(previous, announce=False)
 
-    The project's records go to the terminal at INFO as before. When quiet, the root logger also writes every
-    record to `<folder>/driver.log`, third-party records below ERROR stay off the terminal, and library progress
-    bars (Hugging Face) are turned off. Safe to call again for another folder (the demo: warm start, then the run).
-    """
+
+def last_dir() -> str | None:
+    """The folder of the latest quiet scope, also after it ended (the CLI names it when a command fails)."""
+    return _state["last"]
+
+
+def forget_last_dir() -> None:
+    _state["last"] = None
+
+
+def _install(folder: str | None, announce: bool = True) -> None:
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        if handler.get_name() in (_CONSOLE, _FILE):
-            root.removeHandler(handler)
-            handler.close()
-    for item in list(logging.Logger.manager.loggerDict.values()):  # a previous setup's file, on library loggers
-        for handler in list(getattr(item, "handlers", [])):
-            if isinstance(handler, _ToFile):
-                item.removeHandler(handler)
-    root.setLevel(logging.INFO)
     console = logging.StreamHandler(sys.stderr)
     console.set_name(_CONSOLE)
     console.setFormatter(logging.Formatter(FORMAT))
-    _state["dir"] = _state["file"] = None
+    _state["root_level"] = root.level
+    root.setLevel(logging.INFO)
     if verbose() or folder is None:
         root.addHandler(console)
-        return None
+        return
     folder = os.path.abspath(folder)
     os.makedirs(folder, exist_ok=True)
-    console.addFilter(_FILTER)
     root.addHandler(console)
-    for handler in root.handlers:  # e.g. a basicConfig handler installed before us
-        if handler is not console and _terminal_handler(handler) and _FILTER not in handler.filters:
+    for handler in root.handlers:  # ours, and e.g. a basicConfig handler installed before us
+        if _terminal_handler(handler) and _FILTER not in handler.filters:
             handler.addFilter(_FILTER)
     file_handler = logging.FileHandler(os.path.join(folder, "driver.log"), encoding="utf-8")
     file_handler.set_name(_FILE)
     file_handler.setFormatter(logging.Formatter(FORMAT))
     root.addHandler(file_handler)
     logging.captureWarnings(True)  # Python warnings (FutureWarning, ...) become py.warnings records: to the file
-    _state.update(dir=folder, file=file_handler)
-    _quiet_progress_bars()
+    _state.update(dir=folder, file=file_handler, last=folder)
+    _state["bars"] = _progress_bars(False)
     tame()
-    print(f"[logs] vLLM, Ray and DeepSpeed logs go to {folder}/ (--verbose shows them here)", flush=True)
-    return folder
+    if announce:
+        print(f"[logs] vLLM, Ray and DeepSpeed logs go to {folder}/ (--verbose shows them here)", flush=True)
+
+
+def _uninstall() -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if handler.get_name() in (_CONSOLE, _FILE):
+            root.removeHandler(handler)
+            handler.close()
+    for item in [root, *logging.Logger.manager.loggerDict.values()]:
+        for handler in list(getattr(item, "handlers", [])):
+            if isinstance(handler, _ToFile):
+                item.removeHandler(handler)
+            elif _FILTER in handler.filters:
+                handler.removeFilter(_FILTER)
+    if _state["file"] is not None:
+        logging.captureWarnings(False)
+        bars = _state["bars"]  # transformers copies the hub's switch when imported: undo it there too
+        _progress_bars(True, only=bars + (("transformers",) if "hub" in bars else ()))
+    root.setLevel(_state["root_level"])
+    _state.update(dir=None, file=None)
 
 
 def tame() -> None:
@@ -146,16 +188,22 @@ def tame() -> None:
                 item.addHandler(_ToFile(file_handler))
 
 
-def _quiet_progress_bars() -> None:
+def _progress_bars(on: bool, only: tuple = ("hub", "transformers")) -> tuple:
+    """Turn Hugging Face progress bars on or off; returns which of them changed (to undo exactly that)."""
+    changed = []
     try:
-        import huggingface_hub.utils
+        import huggingface_hub.utils as hub
 
-        huggingface_hub.utils.disable_progress_bars()
+        if "hub" in only and hub.are_progress_bars_disabled() == on:
+            (hub.enable_progress_bars if on else hub.disable_progress_bars)()
+            changed.append("hub")
     except Exception:  # noqa: BLE001 - optional: only progress bars
         pass
-    hf_logging = sys.modules.get("transformers.utils.logging")  # read its switch at import: flip it if imported
-    if hf_logging is not None:
-        hf_logging.disable_progress_bar()
+    hf_logging = sys.modules.get("transformers.utils.logging")  # it reads the hub's switch once, at import
+    if hf_logging is not None and "transformers" in only and hf_logging.is_progress_bar_enabled() != on:
+        (hf_logging.enable_progress_bar if on else hf_logging.disable_progress_bar)()
+        changed.append("transformers")
+    return tuple(changed)
 
 
 def actor_runtime_env(env_vars: dict[str, str] | None = None) -> dict | None:

@@ -439,12 +439,17 @@ def run_pipeline(cfg: RunConfig, stages=("propose", "check", "solve", "train", "
     import datasets
 
     from . import logs
-    from .report import format_table, summary_rows, write_report
-    from .runtime import Runtime
 
     datasets.disable_progress_bars()
     run = RunDir(cfg)
-    logs.setup(os.path.join(run.path, "logs"))
+    with logs.scope(os.path.join(run.path, "logs")):  # quiet: vLLM/Ray/DeepSpeed logs to <run_dir>/logs/
+        return _run_stages(cfg, run, stages)
+
+
+def _run_stages(cfg: RunConfig, run: RunDir, stages) -> str:
+    from .report import format_table, summary_rows, write_report
+    from .runtime import Runtime
+
     log = MetricsLogger(run.path)
     eval_items = build_eval_items(cfg) if "eval" in stages else []
     if "eval" in stages and not eval_items:
@@ -480,14 +485,13 @@ def run_evaluation_only(cfg: RunConfig, model_path: str | None = None) -> dict:
     from .runtime import Runtime
 
     run = RunDir(cfg)
-    logs.setup(os.path.join(run.path, "logs"))
     items = build_eval_items(cfg)
     if not items:
         raise ConfigError("nothing to evaluate: set eval.heldout_tasks, eval.m3tooleval_tasks or eval.taubench_tasks")
     hf, _ = run.latest_model
     model = model_path or hf
     label = "standalone-" + hashlib.sha256(str(model or cfg.model.path).encode()).hexdigest()[:8]
-    with Runtime(cfg, latest_model=model) as rt:
+    with logs.scope(os.path.join(run.path, "logs")), Runtime(cfg, latest_model=model) as rt:
         log = MetricsLogger(run.path)
         results = stage_eval(cfg, run, rt, -1, log, items, label=label)
         log.close()

@@ -2,6 +2,7 @@
 of every actor go to `<run_dir>/logs/`, errors still show, `--verbose` brings the logs back; `python -m
 selfchallenge` works. The last test runs the real CLI (Ray, vLLM, DeepSpeed, Docker) as a user would."""
 
+import contextlib
 import json
 import logging
 import os
@@ -29,22 +30,19 @@ THIRD_PARTY = re.compile(
 )
 
 
-@pytest.fixture
-def clean_logging(monkeypatch):
-    """Undo logs.setup: root handlers, captured warnings, the module's state."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    monkeypatch.delenv(logs.VERBOSE_ENV, raising=False)
-    yield
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
-    root.setLevel(level)
-    logging.captureWarnings(False)
-    logs._state.update(dir=None, file=None)
-    for name in ("fakelib", "selfchallenge.fake"):
-        logging.getLogger(name).handlers.clear()
+@contextlib.contextmanager
+def fake_library():
+    """A library that configured its own terminal handler at import (like vLLM, DeepSpeed, Ray): no propagation.
+    Made inside the test, after pytest attached its capture handlers, so the records reach only this handler."""
+    lib = logging.getLogger("fakelib")
+    handler = logging.StreamHandler(sys.stdout)
+    lib.propagate, lib.level = False, logging.INFO
+    lib.addHandler(handler)
+    try:
+        yield lib
+    finally:
+        lib.removeHandler(handler)
+        lib.propagate = True
 
 
 def test_python_dash_m_selfchallenge_shows_the_help():
@@ -68,37 +66,48 @@ def test_verbose_is_accepted_before_or_after_the_subcommand():
         assert parser.parse_known_args(argv)[0].verbose is expected, argv
 
 
-def test_quiet_driver_keeps_third_party_records_off_the_terminal(tmp_path, capsys, clean_logging):
-    # a library that configured its own terminal handler at import (like vLLM, DeepSpeed, Ray): no propagation
-    lib = logging.getLogger("fakelib")
-    lib.propagate, lib.level = False, logging.INFO
-    lib.addHandler(logging.StreamHandler(sys.stdout))
-    folder = logs.setup(str(tmp_path / "logs"))
-    assert folder == str(tmp_path / "logs") and logs.log_dir() == folder
-    lib.info("lib info line")
-    lib.error("lib error line")
-    logging.getLogger("otherlib.sub").warning("propagating warning")
-    logging.getLogger("selfchallenge.fake").info("project progress")
+def test_a_quiet_scope_keeps_third_party_records_off_the_terminal_and_undoes_itself(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv(logs.VERBOSE_ENV, raising=False)
+    with fake_library() as fakelib:
+        _quiet_scope(tmp_path, capsys, fakelib)
+
+
+def _quiet_scope(tmp_path, capsys, fakelib):
+    root = logging.getLogger()
+    before = (list(root.handlers), root.level, [list(h.filters) for h in fakelib.handlers])
+    folder = str(tmp_path / "logs")
+    with logs.scope(folder) as inside:
+        assert inside == folder and logs.log_dir() == folder == logs.last_dir()
+        fakelib.info("lib info line")
+        fakelib.error("lib error line")
+        logging.getLogger("otherlib.sub").warning("propagating warning")
+        logging.getLogger("selfchallenge.fake").info("project progress")
+        assert logs.actor_runtime_env({"A": "1"}) == {"env_vars": {"A": "1", logs.LOG_DIR_ENV: folder}}
     out, err = capsys.readouterr()
-    terminal = out + err
-    assert "project progress" in terminal and "lib error line" in terminal
-    assert "lib info line" not in terminal and "propagating warning" not in terminal
+    assert "project progress" in err and "lib error line" in out
+    assert "lib info line" not in out + err and "propagating warning" not in out + err
     assert f"[logs] vLLM, Ray and DeepSpeed logs go to {folder}/" in out
     text = (tmp_path / "logs" / "driver.log").read_text()
     for line in ("lib info line", "lib error line", "propagating warning", "project progress"):
         assert line in text, line
-    assert logs.actor_runtime_env({"A": "1"}) == {"env_vars": {"A": "1", logs.LOG_DIR_ENV: folder}}
+    # afterwards: logging as before (a test session or a library caller is not left redirected)
+    assert (list(root.handlers), root.level, [list(h.filters) for h in fakelib.handlers]) == before
+    assert logs.log_dir() is None and logs.actor_runtime_env() is None and logs.last_dir() == folder
+    fakelib.info("after the scope")
+    assert "after the scope" in capsys.readouterr().out
+    assert "after the scope" not in (tmp_path / "logs" / "driver.log").read_text()
 
 
-def test_verbose_driver_logs_everything_to_the_terminal(tmp_path, capsys, clean_logging):
-    logs.set_verbose()
-    assert logs.setup(str(tmp_path / "logs")) is None and logs.log_dir() is None
-    logging.getLogger("otherlib").warning("propagating warning")
-    assert "propagating warning" in capsys.readouterr().err
+def test_a_verbose_scope_logs_everything_to_the_terminal(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv(logs.VERBOSE_ENV, "1")  # what --verbose sets (logs.set_verbose)
+    with fake_library() as fakelib, logs.scope(str(tmp_path / "logs")) as inside:
+        assert inside is None and logs.log_dir() is None and logs.verbose()
+        logging.getLogger("otherlib").warning("propagating warning")
+        fakelib.info("lib info line")
+        assert logs.actor_runtime_env() is None and logs.actor_runtime_env({"A": "1"}) == {"env_vars": {"A": "1"}}
+    out, err = capsys.readouterr()
+    assert "propagating warning" in err and "lib info line" in out and "[logs]" not in out
     assert not (tmp_path / "logs").exists()
-    assert logs.actor_runtime_env() is None and logs.actor_runtime_env({"A": "1"}) == {"env_vars": {"A": "1"}}
-    logs.set_verbose(False)
-    assert not logs.verbose()
 
 
 def test_redirected_actor_output_includes_child_processes_and_c_level_writes(tmp_path):
@@ -165,8 +174,8 @@ def _cli(*args) -> subprocess.CompletedProcess:
 @pytest.mark.vllm
 @pytest.mark.docker
 @pytest.mark.slow
-@pytest.mark.timeout(1800)  # ~2 + ~1.5 min on an idle 2-core VM
-def test_a_real_run_is_quiet_and_verbose_brings_the_logs_back(tmp_path):
+@pytest.mark.timeout(1800)  # ~2.5 min on an idle 2-core VM
+def test_a_real_run_is_quiet_errors_still_show_and_verbose_brings_the_logs_back(tmp_path):
     heldout = tmp_path / "heldout.jsonl"
     rows = [json.loads(line) for line in EXAMPLES.read_text().splitlines()]
     kept = [row for row in rows if row["provenance"]["expected_reason"] == "kept"]
@@ -192,7 +201,14 @@ def test_a_real_run_is_quiet_and_verbose_brings_the_logs_back(tmp_path):
     assert (folder / "sandbox.log").exists()
     assert "Started a local Ray instance" in (folder / "driver.log").read_text()
 
-    # 2. --verbose: the same logs on the terminal as before, none in the run's folder (an eval: one engine, cheap)
+    # 2. an error inside an actor (the engine refuses to start) still reaches the terminal, with the log folder
+    failing_dir = tmp_path / "failing"
+    result = _cli("eval", *_overrides(failing_dir, heldout), "engine.cpu_kvcache_space_gb=5000")
+    assert result.returncode != 0
+    assert "EngineStartError: not enough memory: engine.cpu_kvcache_space_gb=5000" in result.stdout, result.stdout
+    assert f"vLLM, Ray and DeepSpeed logs are in {failing_dir / 'logs'}/" in result.stdout
+
+    # 3. --verbose: the same logs on the terminal as before, none in the run's folder (an eval: one engine, cheap)
     verbose_dir = tmp_path / "verbose"
     result = _cli("eval", "--verbose", *_overrides(verbose_dir, heldout))
     assert result.returncode == 0, result.stdout[-4000:]

@@ -337,9 +337,6 @@ def sft(options: WarmstartConfig, model_dir: str, trajectories: list, out_dir: s
 
 def warmstart(options: WarmstartConfig, out_dir: str, run_cfg: RunConfig | None = None) -> str:
     """Build, script, fine-tune and export the warm-started model to `out_dir`; returns `out_dir`."""
-    from ..rollout.tiny_model import build_tiny_model
-    from ..rollout.trajectory import save_trajectories
-
     out_dir = os.path.abspath(out_dir)
     settings = run_settings(run_cfg, options)
     digest = recipe_hash(options, settings)
@@ -347,7 +344,14 @@ def warmstart(options: WarmstartConfig, out_dir: str, run_cfg: RunConfig | None 
         print(f"[warmstart] {out_dir} already holds this recipe ({digest}); reusing it", flush=True)
         return out_dir
     _prepare_out_dir(out_dir)
-    logs.setup(os.path.join(out_dir, "logs"))
+    with logs.scope(os.path.join(out_dir, "logs")):  # quiet: the learner's and Ray's logs to <out_dir>/logs/
+        return _build(options, out_dir, settings, digest)
+
+
+def _build(options: WarmstartConfig, out_dir: str, settings: RunSettings, digest: str) -> str:
+    from ..rollout.tiny_model import build_tiny_model
+    from ..rollout.trajectory import save_trajectories
+
     timings: dict[str, float] = {}
     begin = time.monotonic()
     challenger_tasks, executor_tasks = training_tasks(options, settings)
