@@ -23,6 +23,7 @@ Output an actor prints before its `__init__` runs stays in Ray's own session log
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import sys
@@ -188,17 +189,18 @@ def tame() -> None:
                 item.addHandler(_ToFile(file_handler))
 
 
-def _progress_bars(on: bool, only: tuple = ("hub", "transformers")) -> tuple:
-    """Turn Hugging Face progress bars on or off; returns which of them changed (to undo exactly that)."""
+def _progress_bars(on: bool, only: tuple = ("hub", "datasets", "transformers")) -> tuple:
+    """Turn Hugging Face progress bars (hub downloads, datasets saving, transformers loading) on or off; returns
+    which switches changed (to undo exactly that)."""
     changed = []
-    try:
-        import huggingface_hub.utils as hub
-
-        if "hub" in only and hub.are_progress_bars_disabled() == on:
-            (hub.enable_progress_bars if on else hub.disable_progress_bars)()
-            changed.append("hub")
-    except Exception:  # noqa: BLE001 - optional: only progress bars
-        pass
+    for key, module in (("hub", "huggingface_hub.utils"), ("datasets", "datasets.utils.tqdm")):
+        try:
+            switch = importlib.import_module(module)  # every command that gets here imports both anyway
+            if key in only and switch.are_progress_bars_disabled() == on:
+                (switch.enable_progress_bars if on else switch.disable_progress_bars)()
+                changed.append(key)
+        except Exception:  # noqa: BLE001 - optional: only progress bars
+            pass
     hf_logging = sys.modules.get("transformers.utils.logging")  # it reads the hub's switch once, at import
     if hf_logging is not None and "transformers" in only and hf_logging.is_progress_bar_enabled() != on:
         (hf_logging.enable_progress_bar if on else hf_logging.disable_progress_bar)()
