@@ -11,6 +11,7 @@ import argparse
 import _common  # noqa: F401 - makes the uploaded project importable
 
 if __name__ == "__main__":
+    from selfchallenge import logs
     from selfchallenge.demo import run_demo
 
     parser = argparse.ArgumentParser(description=__doc__)
@@ -18,5 +19,8 @@ if __name__ == "__main__":
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--out", default="runs/demo")
     parser.add_argument("overrides", nargs="*")
+    parser.add_argument("-v", "--verbose", action="store_true", help="vLLM/Ray/DeepSpeed logs in the job's output")
     args = parser.parse_args()
+    if args.verbose:
+        logs.set_verbose()
     run_demo(args.config, args.overrides, args.seeds, args.out)

@@ -10,6 +10,9 @@ inside the handlers so `selfchallenge --help` stays instant.
   demo [CONFIG] [--seeds 0 1 2]      warm start + loop + held-out before/after (the learning demonstration)
   config show [CONFIG] [key=value]   print the resolved config
   report RUN_DIR                     (re)build the HTML report of a run
+
+Quiet by default: the terminal shows the project's progress; vLLM, Ray and DeepSpeed logs (driver and actors) go
+to <run_dir>/logs/ (<out_dir>/logs/ for `model warmstart`). -v/--verbose shows them on the terminal instead.
 """
 
 from __future__ import annotations
@@ -20,6 +23,13 @@ import json
 import sys
 
 from .config import ConfigError
+
+VERBOSE_HELP = "show vLLM, Ray and DeepSpeed logs on the terminal (default: only in <run_dir>/logs/)"
+
+
+def _add_verbose(parser: argparse.ArgumentParser) -> None:
+    """`-v/--verbose` after the subcommand too; SUPPRESS keeps a subparser from resetting the top-level flag."""
+    parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -186,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="selfchallenge", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
 
     for name, handler, help_text in (
@@ -195,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = sub.add_parser(name, help=help_text)
         _add_config_args(p)
+        _add_verbose(p)
         p.add_argument("--address", default=None, help="join a Ray cluster (e.g. auto) instead of starting one")
         p.add_argument("--run-dir", default=None, help="shortcut for run_dir=...")
         p.add_argument("--dry-run", action="store_true", help="check what the run needs (model, run dir, sandbox, "
@@ -252,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--envs", nargs="+", default=None, help="environments to warm-start (default: every one of the run config)"
     )
+    _add_verbose(p)
     p.set_defaults(func=cmd_model_warmstart)
 
     p = sub.add_parser("config", help="configs").add_subparsers(dest="config_command", required=True)
@@ -263,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--out", default="runs/demo", help="one folder per seed (model, run) and summary.json")
+    _add_verbose(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("report", help="(re)build a run's HTML report")
@@ -287,8 +301,12 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = [*args.overrides, *extra]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    from . import logs
     from .rollout.runner import StageIncomplete
 
+    if args.verbose:
+        logs.set_verbose()
+    logs.forget_last_dir()
     try:
         return args.func(args)
     except StageIncomplete as exc:
@@ -310,6 +328,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("selfchallenge: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except Exception:
+        if logs.last_dir():  # a quiet run: the actors' tracebacks and vLLM/Ray/DeepSpeed messages are in the files
+            print(f"selfchallenge: failed; vLLM, Ray and DeepSpeed logs are in {logs.last_dir()}/", file=sys.stderr)
+        raise
 
 
 if __name__ == "__main__":

@@ -477,20 +477,21 @@ def run_pipeline(cfg: RunConfig, stages=("propose", "check", "solve", "train", "
     """Run (or resume) the loop; returns the report path."""
     import datasets
 
+    from . import logs
     from .report import format_table, summary_rows, write_report
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     datasets.disable_progress_bars()
     run = RunDir(cfg)
-    log = MetricsLogger(run.path, cfg.tracking, config_mod.to_dict(cfg))
-    try:
-        _run_stages(cfg, run, log, stages)
-    finally:
-        log.close()
-    report = write_report(run.path)
-    print(format_table(summary_rows(run.path)))
-    print(f"report: {report}")
-    return report
+    with logs.scope(os.path.join(run.path, "logs")):  # quiet: vLLM/Ray/DeepSpeed logs to <run_dir>/logs/
+        log = MetricsLogger(run.path, cfg.tracking, config_mod.to_dict(cfg))
+        try:
+            _run_stages(cfg, run, log, stages)
+        finally:
+            log.close()
+        report = write_report(run.path)
+        print(format_table(summary_rows(run.path)))
+        print(f"report: {report}")
+        return report
 
 
 def _run_stages(cfg: RunConfig, run: RunDir, log: MetricsLogger, stages) -> None:
@@ -521,6 +522,7 @@ def _run_stages(cfg: RunConfig, run: RunDir, log: MetricsLogger, stages) -> None
 
 
 def run_evaluation_only(cfg: RunConfig, model_path: str | None = None) -> dict:
+    from . import logs
     from .runtime import Runtime
 
     run = RunDir(cfg)
@@ -530,7 +532,7 @@ def run_evaluation_only(cfg: RunConfig, model_path: str | None = None) -> dict:
     hf, _ = run.latest_model
     model = model_path or hf
     label = "standalone-" + hashlib.sha256(str(model or cfg.model.path).encode()).hexdigest()[:8]
-    with Runtime(cfg, latest_model=model) as rt:
+    with logs.scope(os.path.join(run.path, "logs")), Runtime(cfg, latest_model=model) as rt:
         log = MetricsLogger(run.path, cfg.tracking, config_mod.to_dict(cfg))
         try:
             results = stage_eval(cfg, run, rt, -1, log, items, label=label)

@@ -79,15 +79,22 @@ def data_dirs(cfg: RunConfig, extra: list[dict] | None = None) -> list[str]:
 
 
 def init_ray(cfg: RunConfig) -> None:
+    """Start (or join) Ray. Actor output is forwarded to the terminal only when the run is not quiet (--verbose,
+    or no log folder set up): a quiet run's actors write to `<run_dir>/logs/` (logs.py)."""
     import ray
+
+    from . import logs
 
     if ray.is_initialized():
         return
+    logs.tame()  # ray configured its logger on import; ray.init logs through it
+    to_driver = logs.log_dir() is None
     address = cfg.ray.address or os.environ.get("RAY_ADDRESS")  # set when running under `ray job submit`
     if address:
-        ray.init(address=address, log_to_driver=True)
+        ray.init(address=address, log_to_driver=to_driver)
     else:
-        ray.init(num_cpus=cfg.ray.num_cpus or None, include_dashboard=False, log_to_driver=True)
+        ray.init(num_cpus=cfg.ray.num_cpus or None, include_dashboard=False, log_to_driver=to_driver)
+    logs.tame()
 
 
 def planned_optimizer_steps(cfg: RunConfig) -> int:
@@ -161,16 +168,20 @@ class Runtime:
 
     # -- engines ----------------------------------------------------------------------------------------
     def _start_engines(self, model_path: str, weight_version: int = 0, engine_cfg=None) -> list:
+        from . import logs
         from .rollout.engine import create_engines
 
         begin = time.monotonic()
-        engines = create_engines(
-            engine_cfg or self.cfg.engine,
-            model_path,
-            dtype=self.cfg.model.dtype,
-            logprobs_mode=self.cfg.engine.logprobs_mode,
-            weight_version=weight_version,
-        )
+        try:
+            engines = create_engines(
+                engine_cfg or self.cfg.engine,
+                model_path,
+                dtype=self.cfg.model.dtype,
+                logprobs_mode=self.cfg.engine.logprobs_mode,
+                weight_version=weight_version,
+            )
+        finally:
+            logs.tame()  # the driver imported vLLM, which configures its own logger
         logger.info("%d engine(s) for %s ready in %.0f s", len(engines), model_path, time.monotonic() - begin)
         return engines
 
@@ -212,6 +223,7 @@ class Runtime:
     @property
     def learner(self):
         if self._learner is None:
+            from . import logs
             from .learner.actor import LearnerGroup
 
             self._learner = LearnerGroup(
@@ -221,6 +233,7 @@ class Runtime:
                 total_steps=planned_optimizer_steps(self.cfg),
                 temperature=self.cfg.executor.sampling.temperature,
             )
+            logs.tame()
             if self.latest_checkpoint:
                 self._learner.load_checkpoint(self.latest_checkpoint)
         return self._learner

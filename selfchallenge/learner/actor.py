@@ -94,6 +94,9 @@ class LearnerActor:
         total_steps: int = 0,
         temperature: float = 1.0,
     ):
+        from selfchallenge.logs import redirect_actor_output
+
+        redirect_actor_output(f"learner-rank{rank}")  # quiet run: DeepSpeed's and torch's output to the run's logs
         if temperature <= 0:
             raise ValueError(f"temperature={temperature} must be > 0 (the executor's sampling temperature)")
         self.temperature = temperature
@@ -475,10 +478,13 @@ class LearnerGroup:
                 f"could not reserve {n} learner(s) x {bundle} within {ready_timeout_s:.0f}s; the cluster has "
                 f"{ray.cluster_resources()}. Lower learner.num_learners or add resources"
             ) from None
+        from selfchallenge.logs import actor_runtime_env
+
         remote_cls = ray.remote(LearnerActor)
         options: dict[str, Any] = {"num_cpus": num_cpus_per_learner, "num_gpus": gpus}
-        if env_vars:
-            options["runtime_env"] = {"env_vars": env_vars}
+        runtime_env = actor_runtime_env(env_vars)
+        if runtime_env:
+            options["runtime_env"] = runtime_env
         self.actors = [
             remote_cls.options(
                 **options,

@@ -213,6 +213,9 @@ class RolloutEngine:
         logprobs_mode: str = "processed_logprobs",
         weight_version: int = 0,
     ) -> None:
+        from selfchallenge.logs import redirect_actor_output
+
+        redirect_actor_output(f"engine-{os.getpid()}")  # quiet run: this actor's and vLLM's output to the run's logs
         self.model_path = model_path
         self.cfg = cfg
         self.dtype = dtype
@@ -508,6 +511,8 @@ def create_engines(
     from ray.util.placement_group import placement_group
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
+    from selfchallenge.logs import actor_runtime_env
+
     if device not in ("auto", "cpu", "gpu"):
         raise ValueError(f"device={device!r} must be one of 'auto', 'cpu', 'gpu'")
     if not ray.is_initialized():
@@ -519,6 +524,9 @@ def create_engines(
     tp = cfg.tensor_parallel_size
     for _ in range(cfg.num_engines):
         options: dict[str, Any] = {"num_cpus": cfg.num_cpus_per_engine, "max_concurrency": 1024}
+        runtime_env = actor_runtime_env()
+        if runtime_env:
+            options["runtime_env"] = runtime_env
         pg = None
         if on_gpu:
             pg = placement_group([{"GPU": 1, "CPU": cfg.num_cpus_per_engine}] * tp, strategy="STRICT_PACK")

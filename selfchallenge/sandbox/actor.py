@@ -15,12 +15,14 @@ from __future__ import annotations
 import threading
 
 from selfchallenge.config import SandboxConfig
+from selfchallenge.logs import actor_runtime_env, redirect_actor_output
 from selfchallenge.sandbox import protocol
 from selfchallenge.sandbox.pool import SandboxPool, Session
 
 
 class SandboxPoolActor:
     def __init__(self, cfg: SandboxConfig | dict | None = None, data_dirs=(), backend: str | None = None):
+        redirect_actor_output("sandbox")  # quiet run: this actor's output to the run's logs
         if isinstance(cfg, dict):
             cfg = SandboxConfig(**cfg)
         self.pool = SandboxPool(cfg, backend=backend, data_dirs=data_dirs)
@@ -109,6 +111,9 @@ def create_sandbox_actor(
     cfg = cfg or SandboxConfig()
     concurrency = max_concurrency or max(64, 2 * (cfg.num_workers + cfg.max_sessions))
     options = {"num_cpus": 0, "max_concurrency": concurrency, **ray_options}
+    runtime_env = actor_runtime_env()
+    if runtime_env and "runtime_env" not in options:
+        options["runtime_env"] = runtime_env
     return ray.remote(SandboxPoolActor).options(**options).remote(cfg, list(data_dirs), backend)
 
 

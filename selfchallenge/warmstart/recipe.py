@@ -31,6 +31,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
+from .. import logs
 from ..config import ConfigError, LearnerConfig, RunConfig, SandboxConfig
 from ..tasks.record import CaTTask, instance_key, save_tasks_jsonl
 from .families_tau import AIRLINE_FAMILIES, RETAIL_FAMILIES
@@ -286,7 +287,10 @@ def sft(options: WarmstartConfig, model_dir: str, trajectories: list, out_dir: s
 
     started_ray = not ray.is_initialized()
     if started_ray:
-        ray.init(num_cpus=max(options.num_cpus, 1), include_dashboard=False, log_to_driver=False)
+        logs.tame()
+        # a quiet warm start's learner writes to <out_dir>/logs/; --verbose forwards its output to the terminal
+        ray.init(num_cpus=max(options.num_cpus, 1), include_dashboard=False, log_to_driver=logs.verbose())
+        logs.tame()
     cfg = LearnerConfig(
         algorithm="sft",
         lr=options.lr,
@@ -333,9 +337,6 @@ def sft(options: WarmstartConfig, model_dir: str, trajectories: list, out_dir: s
 
 def warmstart(options: WarmstartConfig, out_dir: str, run_cfg: RunConfig | None = None) -> str:
     """Build, script, fine-tune and export the warm-started model to `out_dir`; returns `out_dir`."""
-    from ..rollout.tiny_model import build_tiny_model
-    from ..rollout.trajectory import save_trajectories
-
     out_dir = os.path.abspath(out_dir)
     settings = run_settings(run_cfg, options)
     digest = recipe_hash(options, settings)
@@ -343,6 +344,14 @@ def warmstart(options: WarmstartConfig, out_dir: str, run_cfg: RunConfig | None 
         print(f"[warmstart] {out_dir} already holds this recipe ({digest}); reusing it", flush=True)
         return out_dir
     _prepare_out_dir(out_dir)
+    with logs.scope(os.path.join(out_dir, "logs")):  # quiet: the learner's and Ray's logs to <out_dir>/logs/
+        return _build(options, out_dir, settings, digest)
+
+
+def _build(options: WarmstartConfig, out_dir: str, settings: RunSettings, digest: str) -> str:
+    from ..rollout.tiny_model import build_tiny_model
+    from ..rollout.trajectory import save_trajectories
+
     timings: dict[str, float] = {}
     begin = time.monotonic()
     challenger_tasks, executor_tasks = training_tasks(options, settings)
