@@ -10,6 +10,9 @@ EXTRAS ?= cpu,dev,tracking
 CONFIG ?=
 ARGS ?=
 PYTEST_ARGS ?=
+# DeepSpeed JIT-builds its CPU ops into this cache; one per venv, so that two venvs (other flags) never rebuild
+# each other's ops, and a run killed mid-build cannot leave a stale lock in a cache another venv waits on.
+export TORCH_EXTENSIONS_DIR ?= $(VENV)/torch_extensions
 
 .PHONY: setup venv sandbox run demo test lint bench
 
