@@ -43,6 +43,7 @@ TOOL_DOCS = [
 
 class ThermostatEnv(Environment):
     name = "thermostat"
+    config_keys = ("seed",)
     state_doc = (
         'a dict: `rooms` ({room: {"current", "target", "mode"}}), `tool_calls` (every call made: name, args, '
         "kwargs, result, error), `num_tool_calls`"
@@ -59,9 +60,6 @@ class ThermostatEnv(Environment):
 
     def __init__(self, env_config: dict | None = None):
         super().__init__(env_config)
-        unknown = sorted(set(self.env_config) - {"seed"})
-        if unknown:
-            raise ValueError(f"thermostat env_config has unknown key(s) {unknown}; allowed keys: ['seed']")
         rng = random.Random(f"thermostat-{self.env_config.get('seed', 0)}")
         self.rooms = {
             room: {"current": rng.randint(15, 26), "target": rng.randint(18, 23), "mode": rng.choice(MODES)}

@@ -92,8 +92,16 @@ class Environment:
     inputs_doc: str = ""
     inputs_example_task: dict = {}  # read only
 
+    # The env_config keys this environment accepts (None: it checks them itself); others are refused by name.
+    config_keys: tuple[str, ...] | None = None
+
     def __init__(self, env_config: dict | None = None):
         self.env_config = dict(env_config or {})
+        unknown = sorted(set(self.env_config) - set(self.config_keys)) if self.config_keys is not None else []
+        if unknown:
+            raise ValueError(
+                f"{self.name} env_config has unknown key(s) {unknown}; allowed keys: {list(self.config_keys)}"
+            )
 
     # --- world and tools -------------------------------------------------------------------------------
     def tools(self) -> dict[str, Callable[..., Any]]:

@@ -29,6 +29,7 @@ CONFIG_KEYS = ("domain", "data_dir", "seed", "inputs")
 
 class CalculationEnv(Environment):
     name = "calculation"
+    config_keys = CONFIG_KEYS
     state_doc = (
         "a dict: `domain`, `tool_calls` (every call made: name, args, kwargs, result, error), `num_tool_calls`, "
         "and `tables` when the travel domain is present"
@@ -79,9 +80,6 @@ class CalculationEnv(Environment):
 
     def __init__(self, env_config: dict | None = None):
         super().__init__(env_config)
-        unknown = sorted(set(self.env_config) - set(CONFIG_KEYS))
-        if unknown:
-            raise ValueError(f"calculation env_config has unknown key(s) {unknown}; allowed keys: {list(CONFIG_KEYS)}")
         self.domain = str(self.env_config.get("domain") or ALL_DOMAINS)
         if self.domain != ALL_DOMAINS and self.domain not in domain_tools.DOMAINS:
             raise ValueError(

@@ -58,6 +58,7 @@ TOOL_DOCS = [
 
 class WebBrowsingEnv(Environment):
     name = "web_browsing"
+    config_keys = CONFIG_KEYS
     state_doc = (
         "a dict: `site`, `current_page`, `scroll_position`, `history`, `visited` (pages opened), `tool_calls`, "
         "`num_tool_calls`"
@@ -74,9 +75,6 @@ class WebBrowsingEnv(Environment):
 
     def __init__(self, env_config: dict | None = None):
         super().__init__(env_config)
-        unknown = sorted(set(self.env_config) - set(CONFIG_KEYS))
-        if unknown:
-            raise ValueError(f"web_browsing env_config has unknown key(s) {unknown}; allowed keys: {list(CONFIG_KEYS)}")
         seed = self.env_config.get("seed", 0)
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"web_browsing env_config.seed must be an integer, got {seed!r}")
