@@ -350,7 +350,7 @@ def hf_greedy(weights: dict, model_dir: str, prompt: list[int], steps: int) -> l
 def test_group_reports_a_bad_model_path_and_releases_its_resources(ray_local, tmp_path):
     ray = ray_local
     before = ray.available_resources().get("CPU", 0)
-    with pytest.raises(FileNotFoundError, match="is not a Hugging Face model folder"):
+    with pytest.raises(FileNotFoundError, match="neither a Hugging Face model folder nor a hub id"):
         LearnerGroup(LearnerConfig(), str(tmp_path / "missing"), num_cpus_per_learner=1)
     deadline = time.monotonic() + 30
     while ray.available_resources().get("CPU", 0) < before and time.monotonic() < deadline:
