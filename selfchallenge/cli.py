@@ -60,8 +60,6 @@ def _load(args):
 def cmd_run(args) -> int:
     from .pipeline import run_pipeline
 
-    if args.dry_run:
-        return _dry_run(args)
     run_pipeline(_load(args), stages=("propose", "check", "solve", "train", "eval"))
     return 0
 
@@ -69,8 +67,6 @@ def cmd_run(args) -> int:
 def cmd_gen_tasks(args) -> int:
     from .pipeline import run_pipeline
 
-    if args.dry_run:
-        return _dry_run(args)
     run_pipeline(_load(args), stages=("propose", "check"))
     return 0
 
@@ -78,13 +74,12 @@ def cmd_gen_tasks(args) -> int:
 def cmd_eval(args) -> int:
     from .pipeline import run_evaluation_only
 
-    if args.dry_run:
-        return _dry_run(args)
     run_evaluation_only(_load(args), model_path=args.model)
     return 0
 
 
 def _dry_run(args) -> int:
+    """`--dry-run` of run, gen-tasks and eval: the pre-flight instead of the command."""
     from .preflight import print_preflight
 
     return print_preflight(_load(args))
@@ -308,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         logs.set_verbose()
     logs.forget_last_dir()
     try:
-        return args.func(args)
+        return _dry_run(args) if getattr(args, "dry_run", False) else args.func(args)
     except StageIncomplete as exc:
         print(f"selfchallenge: {exc}", file=sys.stderr)
         return 3

@@ -10,6 +10,12 @@ import os
 _NOT_NEEDED = ["original/*", "*.pth", "*.msgpack", "*.h5", "*.onnx"]
 
 
+def weights_bytes(folder: str) -> int:
+    """Bytes of the weight files (safetensors, bin) in a local model folder; 0 when it is not one."""
+    names = os.listdir(folder) if os.path.isdir(folder) else []
+    return sum(os.path.getsize(os.path.join(folder, n)) for n in names if n.endswith((".safetensors", ".bin")))
+
+
 def looks_like_hub_id(path: str) -> bool:
     return path.count("/") == 1 and not path.startswith(("/", ".", "~")) and not os.path.exists(path)
 

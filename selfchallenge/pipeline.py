@@ -446,7 +446,7 @@ def stage_eval(
     from .eval.harness import evaluate_items
 
     label = label or ("before" if iteration < 0 else f"iter_{iteration:03d}")
-    log_path = os.path.join(run.path, "eval", f"{label}.jsonl")
+    journal = Journal(os.path.join(run.path, "eval", f"{label}.jsonl"))
     policy = rt.policy()
     settings = executor_settings(cfg, cfg.eval.sampling, iteration)
     results = asyncio.run(
@@ -458,13 +458,12 @@ def stage_eval(
             settings,
             cfg.eval.num_samples,
             cfg.executor.concurrency,
-            log_path,
+            journal,
             make_user=make_user_factory(cfg, rt, policy),
             desc=f"eval {label}",
         )
     )
-    eval_journal = Journal(log_path)
-    _stop_if_lost(f"eval_{label}", eval_journal.records(), "evaluation episodes", eval_journal)
+    _stop_if_lost(f"eval_{label}", journal.records(), "evaluation episodes", journal)
     log.log(iteration, "eval", {"label": label, "results": results})
     summary = ", ".join(f"{name} pass@1 {r.get('pass@1', 0):.3f}" for name, r in results.items())
     print(f"[eval {label}] {summary}")

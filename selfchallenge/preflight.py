@@ -76,15 +76,9 @@ def check_run_dir(cfg: RunConfig) -> list[Finding]:
 def _checkpoint_bytes(cfg: RunConfig) -> int:
     """One iteration's checkpoint, estimated from the model folder's weights: the HF export plus DeepSpeed's fp32
     master weights and two Adam moments (about 8x bf16 weights). 0 when the weights are not on this machine."""
-    path = cfg.model.path
-    if not os.path.isdir(path):
-        return 0
-    weights = sum(
-        os.path.getsize(os.path.join(path, name))
-        for name in os.listdir(path)
-        if name.endswith((".safetensors", ".bin"))
-    )
-    return 9 * weights
+    from .model_source import weights_bytes
+
+    return 9 * weights_bytes(cfg.model.path)
 
 
 def check_resources(cfg: RunConfig) -> list[Finding]:

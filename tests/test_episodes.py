@@ -13,6 +13,7 @@ from selfchallenge.envs import make_env
 from selfchallenge.rollout.challenger import ChallengerSettings, run_challenger_episode, score_challenger
 from selfchallenge.rollout.executor import ExecutorSettings, run_executor_episode
 from selfchallenge.rollout.policy import ScriptedPolicy
+from selfchallenge.rollout.runner import Journal
 from selfchallenge.rollout.sandbox_client import LocalSandbox
 from selfchallenge.rollout.trajectory import Trajectory
 from selfchallenge.tasks.record import CaTTask
@@ -302,7 +303,7 @@ def test_tau_harness_scores_gold_replays_100_and_wrong_answers_0(
                 ExecutorSettings(action_format="json", max_episode_tokens=10**6),
                 1,
                 1,
-                str(tmp_path / f"{item.task.id}.jsonl"),
+                Journal(str(tmp_path / f"{item.task.id}.jsonl")),
             )
         )
         scores[item.task.id] = outcome[item.set_name]["pass@1"]

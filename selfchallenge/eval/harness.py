@@ -167,11 +167,11 @@ async def evaluate_items(
     settings: ExecutorSettings,
     num_samples: int,
     concurrency: int,
-    log_path: str,
+    journal: Journal,
     make_user: Callable[[EvalItem], object] | None = None,
     desc: str = "eval",
 ) -> dict:
-    """Run every item `num_samples` times (journaled to `log_path`, so an interrupted evaluation resumes) and
+    """Run every item `num_samples` times (journaled in `journal`, so an interrupted evaluation resumes) and
     return {set name: metrics}."""
     from ..agents.user import ScriptedUser
 
@@ -226,7 +226,7 @@ async def evaluate_items(
         return {"id": key, "set": item.set_name, "task_id": item.task.id, "sample": sample, "reward": 0.0,
                 "reason": "infra_error", "error": str(exc)}  # fmt: skip
 
-    records = await run_journaled(jobs, Journal(log_path), concurrency, desc, on_error)
+    records = await run_journaled(jobs, journal, concurrency, desc, on_error)
     return summarize_results(records, num_samples)
 
 

@@ -141,9 +141,8 @@ class LearnerActor:
         self.torch_dtype = self._resolve_dtype()
         ds_config = self._deepspeed_config()
 
-        self.model_path = resolve_model(
-            self.model_path
-        )  # a hub id: this node's cache (the export copies its tokenizer)
+        # A hub id becomes this node's cached folder, for the model, the critic, the reference and the export's tokenizer.
+        self.model_path = resolve_model(self.model_path)
         model = checkpoint.load_causal_lm(self.model_path, self.torch_dtype)
         if self.cfg.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

@@ -36,12 +36,13 @@ def step_with_grad_norm(engine, zero_stage: int) -> float:
 
 
 def load_causal_lm(path: str, dtype: torch.dtype):
-    """The Hugging Face causal LM in `path` (a folder or a hub id), whole in host memory (deepspeed.initialize then places/partitions it)."""
+    """The Hugging Face causal LM in the folder `path` (a hub id is resolved to one by LearnerActor.setup), whole in
+    host memory (deepspeed.initialize then places/partitions it)."""
     from transformers import AutoModelForCausalLM
 
-    from ..model_source import resolve_model
-
-    return AutoModelForCausalLM.from_pretrained(resolve_model(path), dtype=dtype)
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"model.path={path!r} is not a Hugging Face model folder")
+    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
 
 
 def is_sharded(param: nn.Parameter) -> bool:

@@ -33,7 +33,7 @@ import uuid
 from typing import Any
 
 from selfchallenge.config import CPU_HEAD_DIMS, EngineConfig
-from selfchallenge.model_source import cached_model, looks_like_hub_id, resolve_model
+from selfchallenge.model_source import cached_model, looks_like_hub_id, resolve_model, weights_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -127,11 +127,7 @@ def check_cpu_memory(cfg: EngineConfig, model_path: str) -> None:
     """On CPU the KV cache and the weights live in RAM: refuse early if they cannot fit in the free memory."""
     import psutil
 
-    weights = sum(
-        os.path.getsize(os.path.join(model_path, name))
-        for name in (os.listdir(model_path) if os.path.isdir(model_path) else [])
-        if name.endswith((".safetensors", ".bin"))
-    )
+    weights = weights_bytes(model_path)
     wanted = cfg.cpu_kvcache_space_gb * GIB + weights
     free = psutil.virtual_memory().available
     if wanted > free:
