@@ -232,7 +232,14 @@ def _descendants_named(pid: int, name: str) -> list[int]:
     """Processes below `pid` whose command line holds `name` (Ray's actor processes are titled ray::<Class>)."""
     import psutil
 
-    return [child.pid for child in psutil.Process(pid).children(recursive=True) if name in " ".join(child.cmdline())]
+    found = []
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            if name in " ".join(child.cmdline()):
+                found.append(child.pid)
+        except psutil.Error:  # a child that exited (or is a zombie) between the listing and the read
+            continue
+    return found
 
 
 def test_engine_and_learner_actors_killed_mid_stage_stop_the_run_and_a_rerun_loses_nothing(tmp_path, heldout):
