@@ -7,7 +7,9 @@ a fraction of a training step.
 both from the driver into the same receiver, a Ray actor that loads the tensors into a transformers model
 (vLLM's engine refuses partial updates by design, so it cannot take the per-parameter baseline). Then
   (c) the real path: `LearnerGroup.sync_weights` into a vLLM `RolloutEngine` (into the receiver with --no-vllm),
-compared with the time of one training step (rft, one optimizer step on --batch trajectories).
+      with engine.weight_sync=blobs and, into vLLM, engine.weight_sync=collective (gloo broadcast from the learner's
+      rank 0 to the engine's worker), compared with the time of one training step (rft, one optimizer step on
+      --batch trajectories) and with one memory copy of the weights (torch `copy_`, the floor for any sync).
 
 Prints progress, then one JSON line. Target: packed clearly faster than per-parameter; sync < 25% of a training step.
 
@@ -100,6 +102,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import ray
+    import torch
 
     ray.init(address="local", num_cpus=3, include_dashboard=False, logging_level="ERROR")
     model_dir = build_tiny_model(
@@ -150,6 +153,25 @@ def main() -> None:
     print(
         f"training step: {step_s:.2f} s   sync into {receiver_kind}: {sync_s:.2f} s ({sync_s / step_s:.1%} of a step)"
     )
+    collective: dict = {}
+    if not args.no_vllm:
+        first = 3 + args.repeats
+        runs = [
+            group.sync_weights([engine], version=v, bucket_bytes=bucket_bytes, strategy="collective")
+            for v in range(first, first + 1 + args.repeats)
+        ]  # the first one also builds the group
+        collective_s = statistics.median(r["total_s"] for r in runs[1:])
+        collective = {
+            "collective_s": round(collective_s, 4),
+            "collective_first_sync_s": round(runs[0]["total_s"], 4),
+            "collective_fraction_of_step": round(collective_s / step_s, 4),
+            "collective_speedup_vs_blobs": round(sync_s / collective_s, 2),
+            "collective_detail": runs[-1],
+        }
+        print(f"collective (gloo) sync into vllm: {collective_s:.2f} s ({collective_s / step_s:.1%} of a step)")
+    tensors = list(weights.values())
+    copies = [torch.empty_like(t) for t in tensors]
+    copy_s = timed(lambda: [c.copy_(t) for c, t in zip(copies, tensors, strict=True)], args.repeats)
 
     result = {
         "model": {"tensors": len(weights), "parameters": num_params, "hidden": args.hidden, "layers": args.layers},
@@ -165,6 +187,10 @@ def main() -> None:
         "sync_detail": syncs[-1],
         "train_step_s": round(step_s, 4),
         "sync_fraction_of_step": round(sync_s / step_s, 4),
+        "memory_copy_s": round(copy_s, 4),
+        "sync_vs_memory_copy": round(sync_s / copy_s, 1),
+        **collective,
+        **({"collective_vs_memory_copy": round(collective["collective_s"] / copy_s, 1)} if collective else {}),
         "batch": {"trajectories": args.batch, "tokens_each": 2 * args.tokens},
     }
     print(json.dumps(result))

@@ -58,12 +58,16 @@ class EngineConfig:
     num_cpus_per_engine: float = 1.0
     enforce_eager: bool = True
     max_num_seqs: int = 64
+    # Ray custom resource each engine takes one unit of (one per GPU with tensor parallelism), steering engines to
+    # the nodes that offer it; "" = wherever CPUs/GPUs allow.
+    node_resource: str = ""
     seed: int = 0
     start_timeout_s: float = 300.0
     request_timeout_s: float = 600.0
     weight_sync_timeout_s: float = 300.0
-    # How the learner pushes weights: "blobs" = packed safetensors buckets through Ray, reloaded in place (CPU and
-    # GPU). vLLM's NCCL receiver is wired in the engine (rollout/engine.py) but not yet driven by the learner.
+    # How the learner pushes weights (learner/weight_sync.py): "blobs" = packed safetensors buckets through Ray's
+    # object store; "collective" = broadcast from the learner's rank 0 to every engine worker (gloo on CPU, NCCL on
+    # GPUs), no serialisation. Both reload in place.
     weight_sync: str = "blobs"
     # Logprobs returned with samples: processed = under the sampling distribution (after temperature/top-p).
     logprobs_mode: str = "processed_logprobs"
@@ -141,6 +145,7 @@ class LearnerConfig:
     # rft | sft (the same algorithm) | reinforce | rloo | grpo | drgrpo | ppo_group | ppo | dpo (docs/algorithms.md)
     algorithm: str = "rft"
     num_learners: int = 1
+    node_resource: str = ""  # Ray custom resource each learner rank takes one unit of; "" = anywhere
     zero_stage: int = 0  # 0 | 2 | 3
     lr: float = 1e-5
     lr_schedule: str = "constant"  # constant | cosine | linear
@@ -231,7 +236,7 @@ _CHOICES = {
     "mode": ("self_improve", "distill"),
     "sandbox.backend": ("auto", "docker", "bwrap"),
     "executor.action_format": ("code", "json"),
-    "engine.weight_sync": ("blobs",),
+    "engine.weight_sync": ("blobs", "collective"),
     "engine.logprobs_mode": ("processed_logprobs", "raw_logprobs"),
     "executor.user_model": ("policy", "frozen"),
     "challenger.reward": ("none", "kept", "learnable", "unique"),

@@ -242,7 +242,14 @@ class Runtime:
         """Push the learner's weights to the policy engines (only those already running)."""
         if self._engines is None:
             return {"skipped": "no engine running"}
-        timings = self.learner.sync_weights(self._engines, version, timeout_s=self.cfg.engine.weight_sync_timeout_s)
+        engine_cfg = self.cfg.engine
+        timings = self.learner.sync_weights(
+            self._engines,
+            version,
+            timeout_s=engine_cfg.weight_sync_timeout_s,
+            strategy=engine_cfg.weight_sync,
+            tensor_parallel_size=engine_cfg.tensor_parallel_size,
+        )
         self.weight_version = version
         return timings
 

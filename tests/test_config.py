@@ -128,3 +128,14 @@ def test_every_key_is_documented():
     documented = set(re.findall(r"`([a-z0-9_]+(?:\.[a-z0-9_]+)*)`", doc))
     missing = [key for key in _keys(RunConfig()) if key not in documented]
     assert not missing, f"docs/config.md does not document: {missing}"
+
+
+def test_the_paper_scale_config_holds_the_papers_settings():
+    """ray_jobs/configs/paper_8b.yaml (docs/cluster.md): the paper's task count, an 8B hub id, 16 GPUs' worth of
+    engines and learners, and the scale choices the docs explain."""
+    cfg = load_config(str(Path(CONFIG_DIR) / "paper_8b.yaml"))
+    assert cfg.model.path == "meta-llama/Llama-3.1-8B-Instruct" and cfg.challenger.tasks_per_iteration == 800
+    assert cfg.engine.num_engines * cfg.engine.tensor_parallel_size + cfg.learner.num_learners == 16
+    assert not cfg.engine.enforce_eager and cfg.engine.weight_sync == "collective"
+    assert cfg.learner.zero_stage == 3 and cfg.learner.gradient_checkpointing and cfg.learner.mini_batch_size > 0
+    assert cfg.run_dir.startswith("/shared/") and cfg.sandbox.node_resource == "sandbox"

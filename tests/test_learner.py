@@ -392,3 +392,50 @@ def test_two_rank_group_matches_one_rank_and_syncs_into_vllm(model_dir, ray_loca
         assert after != before
     finally:
         group.shutdown()
+
+
+def trainer_logprobs(weights: dict, model_dir: str, prompt: list[int], tokens: list[int]) -> list[float]:
+    """log p(token | prefix) under `weights` (temperature 1) for each of `tokens` after `prompt`."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="eager").eval()
+    model.load_state_dict(weights)
+    ids = torch.tensor([prompt + tokens])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(ids).logits[0].double(), dim=-1)
+    return [float(logp[len(prompt) - 1 + i, tok]) for i, tok in enumerate(tokens)]
+
+
+@pytest.mark.vllm
+@pytest.mark.timeout(900)
+def test_collective_sync_gives_the_engine_the_trainers_tokens_and_logprobs(model_dir, ray_local, engine):
+    """engine.weight_sync=collective with gloo: a 2-rank learner (ZeRO-0, then ZeRO-3, each a new group the engine
+    joins anew) broadcasts its trained weights into the vLLM engine; the engine's greedy tokens and its sampled
+    tokens' logprobs are then the trainer's own, and a second sync reuses the group."""
+    ray = ray_local
+    batch = make_trajectories(groups=4)
+    prompts = [t["prompt_ids"] for t in batch[::4]]
+    greedy = {"temperature": 0.0, "max_tokens": 10, "ignore_eos": True}
+    sampled = {"temperature": 1.0, "top_p": 1.0, "max_tokens": 12, "ignore_eos": True, "seed": 5}
+    version = 10
+    for stage in (0, 3):
+        cfg = LearnerConfig(algorithm="reinforce", lr=1e-2, micro_batch_tokens=48, num_learners=2, zero_stage=stage)
+        group = LearnerGroup(cfg, model_dir, num_cpus_per_learner=1, env_vars={"OMP_NUM_THREADS": "1"})
+        try:
+            for _ in range(2):  # the second sync reuses the group: no new rendezvous
+                group.train(batch)
+                weights = group.full_weights()
+                version += 1
+                timings = group.sync_weights([engine], version=version, bucket_bytes=256 * 1024, strategy="collective")
+                assert timings["strategy"] == "collective" and timings["backend"] == "gloo"
+                assert 1 < timings["num_buckets"] < len(weights)
+                assert timings["bytes"] >= sum(t.numel() * t.element_size() for t in weights.values())
+                outs = ray.get([engine.generate.remote(p, greedy) for p in prompts])
+                assert all(out["weight_version"] == version for out in outs)
+                assert [out["token_ids"] for out in outs] == [hf_greedy(weights, model_dir, p, 10) for p in prompts]
+                for prompt in prompts:
+                    out = ray.get(engine.generate.remote(prompt, sampled))
+                    expected = trainer_logprobs(weights, model_dir, prompt, out["token_ids"])
+                    assert out["logprobs"] == pytest.approx(expected, abs=1e-4)
+        finally:
+            group.shutdown()

@@ -8,9 +8,8 @@ gradients across ranks, clips and applies AdamW + the LR schedule. Gradient accu
 `managed_gradient_accumulation=False`): micro-batch losses are already normalised for the whole step, so backward
 never rescales them.
 
-Weight sync (`sync_weights`): full weights are gathered layer by layer (ZeRO-3 shards included), packed into a
-few safetensors buckets (rollout/weight_transfer.py), put once into the Ray object store and sent with one
-`update_weights(buckets, version)` call per engine, with a timeout. Never one call per parameter.
+Weight sync (`sync_weights`, learner/weight_sync.py): full weights are gathered layer by layer (ZeRO-3 shards
+included) and sent in a few buckets, as safetensors blobs through the object store or by collective broadcast.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from typing import Any
 import torch
 
 from selfchallenge.config import LearnerConfig, validate_learner
-from selfchallenge.learner import checkpoint
+from selfchallenge.learner import checkpoint, weight_sync
 from selfchallenge.learner.algorithms import get_algorithm
 from selfchallenge.learner.algorithms.ppo import value_loss
 from selfchallenge.learner.batching import MicroBatch, RankPlan, build_plan, collate
@@ -35,7 +34,8 @@ from selfchallenge.learner.critic import Critic, load_value_model
 from selfchallenge.learner.reference import load_reference
 from selfchallenge.learner.scoring import score_pass, scoring_metrics, token_logprobs
 from selfchallenge.model_source import resolve_model
-from selfchallenge.rollout.weight_transfer import DEFAULT_BUCKET_BYTES, pack_buckets
+from selfchallenge.rollout.collective import WeightBroadcaster
+from selfchallenge.rollout.weight_transfer import DEFAULT_BUCKET_BYTES
 
 # Metrics that are weighted sums over tokens (or pairs): they add up over micro-batches and ranks.
 ADDITIVE_METRICS = (
@@ -110,6 +110,7 @@ class LearnerActor:
         self.engine = None
         self.reference = None
         self.critic: Critic | None = None
+        self._broadcaster: WeightBroadcaster | None = None  # rank 0's group with the engines (weight_sync=collective)
 
     # ---- setup ---------------------------------------------------------------------------------------------
 
@@ -162,6 +163,7 @@ class LearnerActor:
             "device": str(self.device),
             "dtype": str(self.torch_dtype),
             "vocab_size": self.vocab_size,
+            "node_id": _ray_node_id(),
         }
 
     def _resolve_dtype(self) -> torch.dtype:
@@ -308,44 +310,32 @@ class LearnerActor:
     # ---- weights out ---------------------------------------------------------------------------------------
 
     def sync_weights(
-        self, engines: list, version: int, timeout_s: float = 300.0, bucket_bytes: int = DEFAULT_BUCKET_BYTES
+        self,
+        engines: list,
+        version: int,
+        timeout_s: float = 300.0,
+        bucket_bytes: int = DEFAULT_BUCKET_BYTES,
+        strategy: str = "blobs",
+        tensor_parallel_size: int = 1,
     ) -> dict:
-        """Push the current weights to every rollout engine as packed buckets; returns timings.
+        """Push the current weights to every rollout engine (learner/weight_sync.py); returns timings.
 
-        Collective under ZeRO-3: every rank must call it; only rank 0 packs and sends.
+        Collective under ZeRO-3: every rank must call it; only rank 0 sends.
         """
-        import ray
-
         self._require_setup()
-        start = time.perf_counter()
         send = self.rank == 0
-        weights = checkpoint.iter_full_weights(self.engine.module, keep=send)
-        if not send:
-            for _ in weights:
-                pass
-            return {"gather_pack_s": time.perf_counter() - start}
-        buckets = list(pack_buckets(weights, bucket_bytes))
-        packed = time.perf_counter()
-        ref = ray.put(buckets)  # one copy in the object store, shared by all engines
-        pending = {engine.update_weights.remote(ref, version): i for i, engine in enumerate(engines)}
-        ready, not_ready = ray.wait(list(pending), num_returns=len(pending), timeout=timeout_s)
-        if not_ready:
-            late = sorted(pending[r] for r in not_ready)
-            raise TimeoutError(
-                f"weight sync to version {version}: engines {late} did not finish update_weights within "
-                f"{timeout_s:.0f}s; raise engine.weight_sync_timeout_s or check those engines' logs"
-            )
-        ray.get(ready)  # surfaces an engine's exception
-        done = time.perf_counter()
-        return {
-            "gather_pack_s": packed - start,
-            "send_s": done - packed,
-            "total_s": done - start,
-            "num_buckets": len(buckets),
-            "bytes": sum(len(b) for b in buckets),
-            "engines": len(engines),
-            "version": version,
-        }
+        if strategy == "blobs":
+            return weight_sync.sync_blobs(self.engine.module, send, engines, version, timeout_s, bucket_bytes)
+        if strategy != "collective":
+            raise ValueError(f"engine.weight_sync={strategy!r}: use one of {list(weight_sync.STRATEGIES)}")
+        if send and self._broadcaster is None:
+            import ray
+
+            backend = "nccl" if self.on_gpu else "gloo"
+            self._broadcaster = WeightBroadcaster(ray.util.get_node_ip_address(), backend, self.device)
+        return weight_sync.sync_collective(
+            self.engine.module, self._broadcaster, engines, version, timeout_s, bucket_bytes, tensor_parallel_size
+        )
 
     def full_weights(self) -> dict[str, torch.Tensor]:
         """All weights as CPU tensors (HF names) on rank 0; {} elsewhere. Collective under ZeRO-3."""
@@ -435,6 +425,15 @@ def summarize(results: list[dict], stats: dict[str, float]) -> dict:
     return metrics
 
 
+def _ray_node_id() -> str | None:
+    """The Ray node this runs on; None without Ray (the learner also runs as a plain object, bench/gpu_check.py)."""
+    try:
+        import ray
+    except ImportError:
+        return None
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+
+
 class LearnerGroup:
     """`learner.num_learners` LearnerActors in one placement group, driven together.
 
@@ -468,6 +467,8 @@ class LearnerGroup:
         if gpus is None:
             gpus = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
         bundle = {"CPU": num_cpus_per_learner, **({"GPU": gpus} if gpus else {})}
+        if cfg.node_resource:
+            bundle[cfg.node_resource] = 1.0
         self.placement_group = placement_group([bundle] * n, strategy="PACK")
         try:
             ray.get(self.placement_group.ready(), timeout=ready_timeout_s)
@@ -523,10 +524,16 @@ class LearnerGroup:
         return summarize(per_rank, stats)
 
     def sync_weights(
-        self, engines: list, version: int, timeout_s: float = 300.0, bucket_bytes: int = DEFAULT_BUCKET_BYTES
+        self,
+        engines: list,
+        version: int,
+        timeout_s: float = 300.0,
+        bucket_bytes: int = DEFAULT_BUCKET_BYTES,
+        strategy: str = "blobs",
+        tensor_parallel_size: int = 1,
     ) -> dict:
-        """Push the weights to every engine (`engine.update_weights.remote(buckets, version)`); rank 0's timings."""
-        return self._all("sync_weights", engines, version, timeout_s, bucket_bytes)
+        """Push the weights to every engine with `strategy` (learner/weight_sync.py); rank 0's timings."""
+        return self._all("sync_weights", engines, version, timeout_s, bucket_bytes, strategy, tensor_parallel_size)
 
     def save_checkpoint(self, path: str) -> str:
         return self._all("save_checkpoint", path)

@@ -66,8 +66,8 @@ def layer_groups(module: nn.Module) -> Iterator[list[tuple[str, nn.Parameter]]]:
         yield group
 
 
-def iter_full_weights(module: nn.Module, keep: bool = True) -> Iterator[tuple[str, torch.Tensor]]:
-    """(HF name, full CPU tensor) pairs, layer by layer. Collective under ZeRO-3: call it on every rank.
+def iter_full_weights(module: nn.Module, keep: bool = True, device="cpu") -> Iterator[tuple[str, torch.Tensor]]:
+    """(HF name, full tensor copy on `device`) pairs, layer by layer. Collective under ZeRO-3: call it on every rank.
 
     With keep=False (ranks other than the sender) the gathers happen but nothing is copied or yielded.
     """
@@ -78,10 +78,19 @@ def iter_full_weights(module: nn.Module, keep: bool = True) -> Iterator[tuple[st
         sharded = [p for p in params if is_sharded(p)]
         if sharded:
             with deepspeed.zero.GatheredParameters(sharded, modifier_rank=None):
-                tensors = [(n, p.data.detach().to("cpu", copy=True)) for n, p in group] if keep else []
+                tensors = [(n, p.data.detach().to(device, copy=True)) for n, p in group] if keep else []
         else:  # a copy: ZeRO-1/2 parameters are views into one flat buffer
-            tensors = [(n, p.data.detach().to("cpu", copy=True)) for n, p in group] if keep else []
+            tensors = [(n, p.data.detach().to(device, copy=True)) for n, p in group] if keep else []
         yield from tensors
+
+
+def full_weight_specs(module: nn.Module) -> list[tuple[str, torch.dtype, tuple[int, ...]]]:
+    """(HF name, dtype, full shape) in `iter_full_weights` order, without gathering (ZeRO-3 keeps `ds_shape`)."""
+    return [
+        (name, param.dtype, tuple(getattr(param, "ds_shape", param.shape)))
+        for group in layer_groups(module)
+        for name, param in group
+    ]
 
 
 def export_hf(module: nn.Module, out_dir: str, tokenizer_path: str | None, write: bool = True) -> str | None:

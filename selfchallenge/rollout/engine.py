@@ -1,21 +1,13 @@
 """The rollout engine: a Ray actor wrapping vLLM's AsyncLLM for token-in/token-out generation and weight sync.
 
 One `RolloutEngine` actor owns one vLLM engine. Many concurrent `generate` calls are batched continuously by
-vLLM. Weights arrive in one of two ways (see rollout/worker_extension.py):
+vLLM. Weights arrive from the learner (learner/weight_sync.py) in one of two ways, both loaded by the worker
+extension (rollout/worker_extension.py) with one in-place `reload_weights`:
 
-* `update_weights(buckets, version)`: packed safetensors blobs (`weight_transfer.pack_buckets`) sent through
-  Ray and reloaded in place by the worker extension. Tested on CPU; also works on GPU.
-* NCCL (GPU only, not exercised on the CPU machines): build the engines with `weight_transfer="nccl"`, and drive
-  vLLM's native transfer from the learner with `NCCLTrainerWeightTransferEngine` and
-  `weight_transfer.EngineWeightSyncClient`:
-
-      from vllm.distributed.weight_transfer import ModuleSource
-      from vllm.distributed.weight_transfer.nccl_engine import NCCLTrainerInitInfo, NCCLTrainerWeightTransferEngine
-      client = EngineWeightSyncClient(engines, tp, timeout_s=cfg.engine.weight_sync_timeout_s)
-      sender = NCCLTrainerWeightTransferEngine.trainer_init(
-          NCCLTrainerInitInfo(master_address=ip, master_port=port, world_size=1 + num_engines * tp, rank=0),
-          client=client, source=ModuleSource(model))
-      client.next_version = version; sender.send_weights()      # pause, broadcast, reload, bump, resume
+* `update_weights(buckets, version)` (engine.weight_sync=blobs): packed safetensors blobs through the object store.
+* `receive_weight_broadcast(layout, version)` (engine.weight_sync=collective): the bytes by broadcast in a process
+  group with the learner's rank 0 (rollout/collective.py; gloo on CPU, NCCL on GPUs), joined once with
+  `join_weight_group`.
 
 Every update pauses generation in "wait" mode (in-flight requests finish on the old weights; new ones queue),
 clears the prefix cache, reloads, sets the new weight version and resumes, so every sequence is sampled by a
@@ -152,7 +144,6 @@ def engine_args(
     model_path: str,
     dtype: str,
     on_gpu: bool,
-    weight_transfer: str | None = None,
     logprobs_mode: str = "processed_logprobs",
 ) -> dict[str, Any]:
     """Keyword arguments for vLLM's `AsyncEngineArgs` from the EngineConfig (pure: no vLLM import)."""
@@ -174,11 +165,7 @@ def engine_args(
     if on_gpu:
         args["gpu_memory_utilization"] = cfg.gpu_memory_utilization
         args["distributed_executor_backend"] = "ray" if cfg.tensor_parallel_size > 1 else "uni"
-        if weight_transfer:
-            args["weight_transfer_config"] = {"backend": weight_transfer}
     else:
-        if weight_transfer:
-            raise ValueError(f"weight_transfer={weight_transfer!r} needs GPUs; on CPU weights go as packed blobs")
         args["kv_cache_memory_bytes"] = max(1, int(cfg.cpu_kvcache_space_gb * GIB))
         args["distributed_executor_backend"] = "mp"  # vLLM's CPU backend needs its multiprocess executor
     return args
@@ -205,7 +192,6 @@ class RolloutEngine:
         model_path: str,
         cfg: EngineConfig,
         dtype: str = "auto",
-        weight_transfer: str | None = None,
         logprobs_mode: str = "processed_logprobs",
         weight_version: int = 0,
     ) -> None:
@@ -215,7 +201,6 @@ class RolloutEngine:
         self.model_path = model_path
         self.cfg = cfg
         self.dtype = dtype
-        self.weight_transfer = weight_transfer
         self.logprobs_mode = logprobs_mode
         self._llm: Any = None
         self._version = weight_version  # of the weights at model_path (a resumed run's latest model: > 0)
@@ -236,7 +221,7 @@ class RolloutEngine:
         if not on_gpu:
             check_cpu_memory(self.cfg, self.model_path)
         self._set_process_env(on_gpu)
-        args = engine_args(self.cfg, self.model_path, self.dtype, on_gpu, self.weight_transfer, self.logprobs_mode)
+        args = engine_args(self.cfg, self.model_path, self.dtype, on_gpu, self.logprobs_mode)
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
@@ -276,6 +261,7 @@ class RolloutEngine:
             "weight_version": self._version,
             "startup_s": round(self._started_s, 2),
             "pid": os.getpid(),
+            "node_id": _node_id(),
         }
 
     def _engine(self) -> Any:
@@ -365,21 +351,36 @@ class RolloutEngine:
         return (await self._engine().collective_rpc("weight_checksum"))[0]
 
     async def update_weights(self, buckets: list[bytes], version: int) -> dict[str, Any]:
-        """Reload all weights in place from packed safetensors `buckets` and set the weight version.
-
-        Pauses generation (in-flight requests finish on the old weights, new ones wait), reloads, bumps the
-        version, resumes. Waiting and reloading together are bounded by engine.weight_sync_timeout_s. On any
-        failure generation resumes and the version is unchanged (the worker checks names before reloading, so a
-        refused update leaves the old weights in place).
-        """
-        engine = self._engine()
+        """Reload all weights in place from packed safetensors `buckets` and set the weight version."""
         if not buckets:
             raise ValueError("update_weights: no buckets given; pass pack_buckets(model.named_parameters())")
+        return await self._update(version, self._stage_blobs(buckets))
+
+    async def receive_weight_broadcast(self, layout: list[list[dict]], version: int) -> dict[str, Any]:
+        """Receive the buckets of `layout` from the learner's broadcast (rollout/collective.py) and reload them."""
+        if not layout:
+            raise ValueError("receive_weight_broadcast: empty layout; send every parameter")
+        return await self._update(version, self._engine().collective_rpc("receive_weight_buckets", args=(layout,)))
+
+    async def join_weight_group(self, info: dict[str, Any], timeout_s: float) -> None:
+        """Every worker joins the learner's weight-sync group (blocks until all its members have joined)."""
+        await self._engine().collective_rpc("join_weight_group", args=(info, timeout_s))
+
+    async def leave_weight_group(self) -> None:
+        await self._engine().collective_rpc("leave_weight_group")
+
+    async def _update(self, version: int, stage) -> dict[str, Any]:
+        """Pause generation (in-flight requests finish on the old weights, new ones wait), await `stage` (which
+        hands every tensor to the workers), reload, bump the version, resume. Bounded by
+        engine.weight_sync_timeout_s, waiting for in-flight requests included. On any failure generation resumes
+        and the version is unchanged (the worker checks names before reloading, so a refused update leaves the old
+        weights in place)."""
+        engine = self._engine()
         timeout = self.cfg.weight_sync_timeout_s
         async with self._update_lock:
             begin = time.monotonic()
             try:
-                stats = await asyncio.wait_for(self._pause_and_reload(buckets), timeout=timeout)
+                stats = await asyncio.wait_for(self._pause_and_reload(stage), timeout=timeout)
                 self._version = int(version)
                 await engine.update_weight_version(str(self._version))
             except asyncio.TimeoutError:
@@ -398,11 +399,18 @@ class RolloutEngine:
                 await engine.resume_generation()
         return {**stats, "weight_version": self._version, "seconds": round(time.monotonic() - begin, 3)}
 
-    async def _pause_and_reload(self, buckets: list[bytes]) -> dict[str, Any]:
-        engine = self._engine()
-        await engine.pause_generation(mode="wait", clear_cache=True)
+    async def _stage_blobs(self, buckets: list[bytes]) -> None:
         for blob in buckets:
-            await engine.collective_rpc("stage_weight_bucket", args=(blob,))
+            await self._engine().collective_rpc("stage_weight_bucket", args=(blob,))
+
+    async def _pause_and_reload(self, stage) -> dict[str, Any]:
+        engine = self._engine()
+        try:
+            await engine.pause_generation(mode="wait", clear_cache=True)
+        except BaseException:
+            stage.close()  # never awaited: no tensor was handed over
+            raise
+        await stage
         return (await engine.collective_rpc("apply_staged_weights"))[0]
 
     async def _discard_staged(self) -> None:
@@ -411,45 +419,11 @@ class RolloutEngine:
         except Exception:  # the engine may be dead; the original error is what matters
             logger.exception("could not discard staged weights")
 
-    # ------------------------------------------------------------- weights (NCCL)
-    # vLLM's native weight transfer (GPU). The engine must be created with weight_transfer="nccl".
-    async def init_weight_transfer_engine(self, init_info: dict[str, Any]) -> None:
-        """Join the trainer's NCCL group (blocks until the trainer joins too)."""
-        from vllm.distributed.weight_transfer.base import WeightTransferInitRequest
 
-        await self._engine().init_weight_transfer_engine(WeightTransferInitRequest(init_info=init_info))
+def _node_id() -> str | None:
+    import ray
 
-    async def start_weight_update(self) -> None:
-        """Pause generation (waiting for in-flight requests) and start a layerwise reload."""
-        await self._update_lock.acquire()
-        try:
-            await self._engine().pause_generation(mode="wait", clear_cache=True)
-            await self._engine().start_weight_update()
-        except BaseException:
-            await self._engine().resume_generation()
-            self._update_lock.release()
-            raise
-
-    async def receive_weights(self, update_info: dict[str, Any] | list[dict[str, Any]]) -> None:
-        """Receive one broadcast round (names, dtypes, shapes in `update_info`) from the trainer."""
-        from vllm.distributed.weight_transfer.base import WeightTransferUpdateRequest
-
-        await self._engine().update_weights(WeightTransferUpdateRequest(update_info=update_info))
-
-    async def finish_weight_update(self, version: int | None = None) -> int:
-        """Finalise the reload, set the weight version (default: current + 1) and resume generation."""
-        engine = self._engine()
-        try:
-            self._version = self._version + 1 if version is None else int(version)
-            await engine.finish_weight_update(str(self._version))
-        finally:
-            await engine.resume_generation()
-            if self._update_lock.locked():
-                self._update_lock.release()
-        return self._version
-
-    async def shutdown_weight_transfer_engine(self) -> None:
-        await self._engine().shutdown_weight_transfer_engine()
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
 
 
 def _on_gpu() -> bool:
@@ -490,7 +464,6 @@ def create_engines(
     *,
     dtype: str = "auto",
     device: str = "auto",
-    weight_transfer: str | None = None,
     logprobs_mode: str = "processed_logprobs",
     weight_version: int = 0,
 ) -> list:
@@ -499,9 +472,9 @@ def create_engines(
     CPU: each actor takes `num_cpus_per_engine` CPUs. GPU (`device="gpu"`, or "auto" with GPUs in the Ray
     cluster): each engine gets a placement group of `tensor_parallel_size` bundles {GPU: 1, CPU: n} packed on one
     node; with TP 1 the actor itself holds the GPU, with TP > 1 vLLM's Ray executor places its workers in the
-    group. `weight_transfer="nccl"` enables vLLM's native NCCL receiver (GPU only). Returns the actor handles;
-    raises EngineStartError (all started actors are stopped) if any engine fails or times out. `weight_version`
-    labels the weights at `model_path` (what `generate` reports until the first update).
+    group. Returns the actor handles; raises EngineStartError (all started actors are stopped) if any engine fails
+    or times out. `weight_version` labels the weights at `model_path` (what `generate` reports until the first
+    update).
     """
     import ray
     from ray.util.placement_group import placement_group
@@ -520,12 +493,13 @@ def create_engines(
     tp = cfg.tensor_parallel_size
     for _ in range(cfg.num_engines):
         options: dict[str, Any] = {"num_cpus": cfg.num_cpus_per_engine, "max_concurrency": 1024}
+        node_unit = {cfg.node_resource: 1.0} if cfg.node_resource else {}
         runtime_env = actor_runtime_env()
         if runtime_env:
             options["runtime_env"] = runtime_env
         pg = None
         if on_gpu:
-            pg = placement_group([{"GPU": 1, "CPU": cfg.num_cpus_per_engine}] * tp, strategy="STRICT_PACK")
+            pg = placement_group([{"GPU": 1, "CPU": cfg.num_cpus_per_engine, **node_unit}] * tp, strategy="STRICT_PACK")
             try:
                 ray.get(pg.ready(), timeout=cfg.start_timeout_s)
             except Exception:
@@ -541,9 +515,9 @@ def create_engines(
             options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
                 placement_group=pg, placement_group_bundle_index=0, placement_group_capture_child_tasks=True
             )
-        handle = actor_cls.options(**options).remote(
-            model_path, cfg, dtype, weight_transfer, logprobs_mode, weight_version
-        )
+        else:
+            options["resources"] = node_unit
+        handle = actor_cls.options(**options).remote(model_path, cfg, dtype, logprobs_mode, weight_version)
         if pg is not None:
             _PLACEMENT_GROUPS[handle._actor_id.hex()] = pg
         handles.append(handle)
@@ -554,6 +528,11 @@ def create_engines(
         raise EngineStartError(
             f"vLLM engines for {model_path!r} did not start within engine.start_timeout_s={cfg.start_timeout_s} s; "
             "raise it on slow machines"
+            + (
+                f" (each engine waits for a node with free {cfg.node_resource!r}, engine.node_resource)"
+                if cfg.node_resource
+                else ""
+            )
         ) from None
     except ray.exceptions.RayActorError as exc:
         shutdown_engines(handles)

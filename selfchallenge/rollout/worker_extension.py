@@ -3,18 +3,15 @@
 vLLM mixes this class into its worker, so methods run in the worker process with `self` being the worker
 (`self.model_runner`, `self.vllm_config`, ...). `RolloutEngine` calls them through `collective_rpc`.
 
-Two weight-sync paths exist (see rollout/engine.py):
+Two weight-sync paths (see learner/weight_sync.py), both TESTED on CPU, both device-agnostic:
 
-* Packed blobs (TESTED on CPU by tests/test_engine.py; device-agnostic, so it also works on GPU): the learner
-  packs HF-named tensors into safetensors blobs (`weight_transfer.pack_buckets`), the engine forwards each blob
-  to `stage_weight_bucket`, then `apply_staged_weights` reloads them all in one `reload_weights` call. All
-  buckets go into one reload because vLLM's in-place reload works layer by layer: a fused layer (qkv_proj,
-  gate_up_proj) split across two separately reloaded buckets would be finalised half-loaded.
-* NCCL (GPU only, NOT exercised here: no GPU on the dev/CI machines): vLLM 0.32's worker already implements
-  the receiving side (`init_weight_transfer_engine`, `start_weight_update`, `update_weights`,
-  `finish_weight_update`) when the engine is built with `weight_transfer_config={"backend": "nccl"}`; the
-  engine drives it through AsyncLLM's native methods, so no extension code is needed for it.
-  `weight_checksum` below checks the result of either path.
+* Packed blobs: the engine forwards each safetensors blob to `stage_weight_bucket`.
+* Collective: every worker joins the learner's process group once (`join_weight_group`), then
+  `receive_weight_buckets` takes the broadcast buckets of a layout (rollout/collective.py).
+
+Either way the tensors are staged and `apply_staged_weights` reloads them all in one `reload_weights` call:
+vLLM's in-place reload works layer by layer, so a fused layer (qkv_proj, gate_up_proj) split across two separately
+reloaded buckets would be finalised half-loaded. `weight_checksum` checks the result.
 """
 
 from __future__ import annotations
@@ -25,6 +22,7 @@ from typing import Any
 
 # Attribute names carry a prefix: vLLM refuses extensions whose names collide with the worker's own.
 _STAGED = "_selfchallenge_staged"
+_GROUP = "_selfchallenge_weight_group"
 
 
 def _checkpoint_tensor_names(model_path: str) -> set[str] | None:
@@ -49,6 +47,43 @@ class WeightSyncExtension:
         from safetensors.torch import load
 
         tensors = list(load(bytes(blob)).items())
+        staged: list = getattr(self, _STAGED, None) or []
+        staged.extend(tensors)
+        setattr(self, _STAGED, staged)
+        return len(tensors)
+
+    def join_weight_group(self, info: dict[str, Any], timeout_s: float) -> int:
+        """Join the learner's weight-sync group as rank `rank_offset` + this worker's rank; returns that rank."""
+        import torch
+
+        from selfchallenge.rollout.collective import open_group
+
+        self.leave_weight_group()
+        rank = int(info["rank_offset"]) + int(getattr(self, "rank", 0))
+        store, group = open_group(info["backend"], info["host"], info["port"], rank, info["world_size"], timeout_s)
+        device = torch.device("cuda", torch.cuda.current_device()) if info["backend"] == "nccl" else "cpu"
+        setattr(self, _GROUP, (store, group, device))
+        return rank
+
+    def leave_weight_group(self) -> None:
+        setattr(self, _GROUP, None)
+
+    def receive_weight_buckets(self, layout: list[list[dict]]) -> int:
+        """Receive every bucket of `layout` by broadcast and stage its tensors; returns the count.
+
+        After a failure (a deadline, a learner gone) the group is dropped: the learner builds a new one next time.
+        """
+        from selfchallenge.rollout.collective import receive_buckets
+
+        joined = getattr(self, _GROUP, None)
+        if joined is None:
+            raise RuntimeError("receive_weight_buckets: this worker has not joined a weight-sync group")
+        _, group, device = joined
+        try:
+            tensors = list(receive_buckets(group, layout, device))
+        except BaseException:
+            self.leave_weight_group()
+            raise
         staged: list = getattr(self, _STAGED, None) or []
         staged.extend(tensors)
         setattr(self, _STAGED, staged)

@@ -1,0 +1,106 @@
+"""The learner's side of weight sync (`engine.weight_sync`): full weights out of DeepSpeed into the rollout engines.
+
+Both strategies gather the weights layer by layer (ZeRO-3 shards included: every rank takes part in the gathers,
+only rank 0 keeps and sends) and send a few large buckets, never one call per parameter:
+
+* `blobs`: buckets packed as safetensors blobs (rollout/weight_transfer.py), put once into the Ray object store and
+  sent with one `update_weights(buckets, version)` call per engine. Works anywhere Ray does.
+* `collective`: the bucket layout goes by one Ray call per engine, the bytes by broadcast in a process group of
+  rank 0 and the engines' workers (rollout/collective.py: gloo on CPU, NCCL on GPUs); no serialisation and no
+  object-store copy.
+"""
+
+from __future__ import annotations
+
+import time
+
+from selfchallenge.learner import checkpoint
+from selfchallenge.rollout.collective import WeightBroadcaster, bucket_layout
+from selfchallenge.rollout.weight_transfer import pack_buckets
+
+STRATEGIES = ("blobs", "collective")
+
+
+def wait_for_engines(refs: list, version: int, timeout_s: float, method: str) -> None:
+    """Wait for one call per engine; a late engine is named with the setting to raise, an engine's error surfaces."""
+    import ray
+
+    pending = {ref: i for i, ref in enumerate(refs)}
+    ready, not_ready = ray.wait(list(pending), num_returns=len(pending), timeout=timeout_s)
+    if not_ready:
+        late = sorted(pending[r] for r in not_ready)
+        raise TimeoutError(
+            f"weight sync to version {version}: engines {late} did not finish {method} within "
+            f"{timeout_s:.0f}s; raise engine.weight_sync_timeout_s or check those engines' logs"
+        )
+    ray.get(ready)
+
+
+def sync_blobs(module, send: bool, engines: list, version: int, timeout_s: float, bucket_bytes: int) -> dict:
+    import ray
+
+    start = time.perf_counter()
+    weights = checkpoint.iter_full_weights(module, keep=send)
+    if not send:
+        for _ in weights:
+            pass
+        return {"gather_pack_s": time.perf_counter() - start}
+    buckets = list(pack_buckets(weights, bucket_bytes))
+    packed = time.perf_counter()
+    ref = ray.put(buckets)  # one copy in the object store, shared by all engines
+    wait_for_engines([engine.update_weights.remote(ref, version) for engine in engines], version, timeout_s, "update")
+    done = time.perf_counter()
+    return {
+        "strategy": "blobs",
+        "gather_pack_s": packed - start,
+        "send_s": done - packed,
+        "total_s": done - start,
+        "num_buckets": len(buckets),
+        "bytes": sum(len(b) for b in buckets),
+        "engines": len(engines),
+        "version": version,
+    }
+
+
+def sync_collective(
+    module,
+    broadcaster: WeightBroadcaster | None,
+    engines: list,
+    version: int,
+    timeout_s: float,
+    bucket_bytes: int,
+    tensor_parallel_size: int = 1,
+) -> dict:
+    """Broadcast the weights bucket by bucket; `broadcaster` is rank 0's (None on the other ranks)."""
+    start = time.perf_counter()
+    if broadcaster is None:
+        for _ in checkpoint.iter_full_weights(module, keep=False):
+            pass
+        return {"gather_s": time.perf_counter() - start}
+    layout = bucket_layout(checkpoint.full_weight_specs(module), bucket_bytes)
+    weights = checkpoint.iter_full_weights(module, keep=True, device=broadcaster.device)
+    try:
+        broadcaster.connect(engines, tensor_parallel_size, timeout_s)
+        connected = time.perf_counter()
+        receiving = [engine.receive_weight_broadcast.remote(layout, version) for engine in broadcaster.engines]
+        sent = broadcaster.send(layout, weights)
+        broadcast = time.perf_counter()
+        wait_for_engines(receiving, version, timeout_s, "the broadcast reload")
+    except BaseException:
+        broadcaster.close()
+        for _ in weights:  # finish the gathers: under ZeRO-3 the other ranks wait in them for this one
+            pass
+        raise
+    done = time.perf_counter()
+    return {
+        "strategy": "collective",
+        "backend": broadcaster.backend,
+        "connect_s": connected - start,
+        "gather_broadcast_s": broadcast - connected,
+        "reload_wait_s": done - broadcast,
+        "total_s": done - start,
+        "num_buckets": len(layout),
+        "bytes": sent,
+        "engines": len(engines),
+        "version": version,
+    }
