@@ -156,6 +156,9 @@ class LearnerConfig:
     mini_batch_size: int = 0  # trajectories per optimizer step; 0 = the whole iteration is one step
     micro_batch_tokens: int = 4096  # token budget of one micro-batch (sequences are packed greedily)
     gradient_checkpointing: bool = False
+    # Token positions per slice of the LM head when computing logprobs (recomputed in backward): the full
+    # [tokens, vocab] float32 logits never exist at once; 0 = the model's own full logits.
+    logprob_chunk_tokens: int = 4096
     # Algorithm knobs (used only by the algorithms that name them in their docstring).
     failure_weight: float = 0.0  # rft/sft: weight of reward-0 trajectories (distillation on failures)
     clip_eps: float = 0.2  # ppo/ppo_group/grpo/drgrpo ratio clip
@@ -362,6 +365,7 @@ def validate_learner(learner: LearnerConfig) -> LearnerConfig:
         ("learner.critic_lr", learner.critic_lr, learner.critic_lr >= 0, ">= 0 (0 = learner.lr)"),
         ("learner.dpo_beta", learner.dpo_beta, learner.dpo_beta > 0, "> 0"),
         ("learner.max_response_tokens", learner.max_response_tokens, learner.max_response_tokens >= 0, ">= 0"),
+        ("learner.logprob_chunk_tokens", learner.logprob_chunk_tokens, learner.logprob_chunk_tokens >= 0, ">= 0"),
     )
     for key, value, ok, rule in checks:
         if not ok:

@@ -126,6 +126,42 @@ def test_micro_batching_and_gradient_checkpointing_do_not_change_the_update(mode
 
 
 @pytest.mark.parametrize("stage", [0, 3])
+def test_logprobs_through_a_chunked_head_give_the_full_logits_update(model_dir, stage):
+    """learner.logprob_chunk_tokens slices the LM head (7 positions at a time here, recomputed in backward): the
+    loss, the gradient norm, the trainer's scoring-pass logprobs and the update equal those of the full logits,
+    under ZeRO-0 and ZeRO-3 (whose gathers the head's recomputation triggers again)."""
+    batch = make_trajectories()
+    settings = {"algorithm": "ppo_group", "tis": True, "zero_stage": stage, "micro_batch_tokens": 48}
+    full = learner(model_dir, logprob_chunk_tokens=0, **settings)
+    chunked = learner(model_dir, logprob_chunk_tokens=7, **settings)
+    assert chunked.chunk_tokens == 7 and full.chunk_tokens == 0
+    reference, metrics = full.train(batch), chunked.train(batch)
+    for key in ("loss", "tis_mismatch_mean", "tis_weight_mean"):
+        assert metrics[key] == pytest.approx(reference[key], abs=1e-6), key
+    assert metrics["grad_norm"] == pytest.approx(reference["grad_norm"], rel=1e-5)
+    assert_same_update(chunked.full_weights(), full.full_weights(), lr=1e-3)
+
+
+def test_a_model_whose_logits_are_not_its_head_output_is_not_chunked(model_dir):
+    from transformers import AutoModelForCausalLM
+
+    from selfchallenge.learner.scoring import chunked_head_matches
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    vocab = model.config.vocab_size
+    assert chunked_head_matches(model, "cpu", vocab)
+    plain_forward = model.forward
+
+    def scaled(*args, **kwargs):  # as Cohere's logit_scale (or Gemma-2's soft-capping) changes the head's output
+        out = plain_forward(*args, **kwargs)
+        out.logits = 0.5 * out.logits
+        return out
+
+    model.forward = scaled
+    assert not chunked_head_matches(model, "cpu", vocab)
+
+
+@pytest.mark.parametrize("stage", [0, 3])
 def test_kl_to_the_frozen_reference_starts_at_zero_and_grows(model_dir, stage):
     actor = learner(model_dir, algorithm="reinforce", kl_coef=0.1, zero_stage=stage)
     batch = make_trajectories()

@@ -15,6 +15,7 @@ included) and sent in a few buckets, as safetensors blobs through the object sto
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import random
@@ -32,10 +33,12 @@ from selfchallenge.learner.algorithms.ppo import value_loss
 from selfchallenge.learner.batching import MicroBatch, RankPlan, build_plan, collate
 from selfchallenge.learner.critic import Critic, load_value_model
 from selfchallenge.learner.reference import load_reference
-from selfchallenge.learner.scoring import score_pass, scoring_metrics, token_logprobs
+from selfchallenge.learner.scoring import chunked_head_matches, score_pass, scoring_metrics, token_logprobs
 from selfchallenge.model_source import resolve_model
 from selfchallenge.rollout.collective import WeightBroadcaster
 from selfchallenge.rollout.weight_transfer import DEFAULT_BUCKET_BYTES
+
+logger = logging.getLogger(__name__)
 
 # Metrics that are weighted sums over tokens (or pairs): they add up over micro-batches and ranks.
 ADDITIVE_METRICS = (
@@ -158,12 +161,19 @@ class LearnerActor:
             self.reference = load_reference(self.model_path, self.torch_dtype, ds_config, self.cfg.zero_stage)
         self.vocab_size = model.config.vocab_size
         self.pad_id = model.config.pad_token_id if model.config.pad_token_id is not None else 0
+        self.chunk_tokens = self.cfg.logprob_chunk_tokens
+        if self.chunk_tokens and not chunked_head_matches(self.engine, self.device, self.vocab_size):
+            logger.warning(
+                "%s: logits are not head(decoder output); full logits (slower, more memory)", self.model_path
+            )
+            self.chunk_tokens = 0
         return {
             "rank": self.rank,
             "device": str(self.device),
             "dtype": str(self.torch_dtype),
             "vocab_size": self.vocab_size,
             "node_id": _ray_node_id(),
+            "logprob_chunk_tokens": self.chunk_tokens,
         }
 
     def _resolve_dtype(self) -> torch.dtype:
@@ -240,7 +250,16 @@ class LearnerActor:
 
     def _score(self, rank_plan: RankPlan) -> tuple[dict[str, dict[str, list[float]]], dict[str, float]]:
         with_logprobs = self.algorithm.policy_gradient and self.cfg.tis
-        return score_pass(rank_plan.score, self.engine, self.critic, self.cfg, self.pad_id, self.device, with_logprobs)
+        return score_pass(
+            rank_plan.score,
+            self.engine,
+            self.critic,
+            self.cfg,
+            self.pad_id,
+            self.device,
+            with_logprobs,
+            self.chunk_tokens,
+        )
 
     def run_plan(self, rank_plan: RankPlan) -> dict:
         """Run this rank's share of an iteration: {"steps": per-step metric sums (ADDITIVE_METRICS), "scoring":
@@ -278,11 +297,11 @@ class LearnerActor:
 
     def _forward_loss(self, batch: MicroBatch):
         device = self.device
-        logprobs = token_logprobs(self.engine, batch, device)
+        logprobs = token_logprobs(self.engine, batch, device, self.chunk_tokens)
         ref_logprobs = None
         if self.reference is not None:
             with torch.no_grad():
-                ref_logprobs = token_logprobs(self.reference, batch, device)
+                ref_logprobs = token_logprobs(self.reference, batch, device, self.chunk_tokens)
         # pi_old: the trainer's own logprobs from the scoring pass (tis), else the sampler's
         old_logprobs = batch.scores.get("trainer_logprobs", batch.sampler_logprobs)
         advantages = batch.scores["advantages"] if self.critic is not None and batch.scores else batch.advantages

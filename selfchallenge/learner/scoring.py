@@ -27,17 +27,83 @@ SCORING_SUMS = (
 SCORING_MAXES = ("tis_mismatch_max",)
 
 
-def token_logprobs(model, batch: MicroBatch, device) -> torch.Tensor:
-    """log pi(target_t | tokens_<=t) in float32, [B, L], under each row's sampling temperature."""
-    out = model(input_ids=batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device), use_cache=False)
-    logits = out.logits.float() / batch.temperatures.to(device).view(-1, 1, 1)
-    targets = batch.targets.to(device).unsqueeze(-1)
-    return logits.gather(-1, targets).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+def token_logprobs(model, batch: MicroBatch, device, chunk_tokens: int = 0) -> torch.Tensor:
+    """log pi(target_t | tokens_<=t) in float32, [B, L], under each row's sampling temperature.
+
+    With chunk_tokens > 0 the LM head computes the logprobs itself, on slices of about `chunk_tokens` positions
+    (recomputed in backward), so the [B, L, vocab] float32 logits never exist at once (8 GB for 16k tokens of a
+    128k vocabulary); 0 = the model's own full logits. The head is swapped inside the model's own forward, so
+    DeepSpeed's hooks (ZeRO-3 gathers, gradient reduction) run as usual. Only for models whose logits are exactly
+    head(decoder output): `chunked_head_matches`.
+    """
+    inputs = {
+        "input_ids": batch.input_ids.to(device),
+        "attention_mask": batch.attention_mask.to(device),
+        "use_cache": False,
+    }
+    temperatures = batch.temperatures.to(device).view(-1, 1)
+    targets = batch.targets.to(device)
+    if chunk_tokens <= 0:
+        return _logprobs_of(model(**inputs).logits, targets, temperatures)
+    head = getattr(model, "module", model).get_output_embeddings()
+
+    def chunked_forward(hidden: torch.Tensor) -> torch.Tensor:  # [B, L, H] -> [B, L, 1] logprobs
+        step = max(1, chunk_tokens // hidden.shape[0])
+        pieces = []
+        for start in range(0, hidden.shape[1], step):
+            args = (head.weight, head.bias, hidden[:, start : start + step], targets[:, start : start + step])
+            if torch.is_grad_enabled():
+                pieces.append(
+                    torch.utils.checkpoint.checkpoint(_head_logprobs, *args, temperatures, use_reentrant=False)
+                )
+            else:
+                pieces.append(_head_logprobs(*args, temperatures))
+        return torch.cat(pieces, dim=1).unsqueeze(-1)
+
+    own = head.__dict__.get("forward")  # usually None: the class's forward
+    head.forward = chunked_forward
+    try:
+        return model(**inputs).logits.squeeze(-1)
+    finally:
+        if own is None:
+            del head.forward
+        else:
+            head.forward = own
+
+
+def _logprobs_of(logits: torch.Tensor, targets: torch.Tensor, temperatures: torch.Tensor) -> torch.Tensor:
+    logits = logits.float() / temperatures.unsqueeze(-1)
+    return logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+
+
+def _head_logprobs(weight, bias, hidden, targets, temperatures) -> torch.Tensor:
+    return _logprobs_of(torch.nn.functional.linear(hidden, weight, bias), targets, temperatures)
+
+
+@torch.no_grad()
+def chunked_head_matches(model, device, vocab_size: int) -> bool:
+    """True when the model's logits are head(decoder output) on a probe (no soft-capping or logit scaling in its
+    forward), so `token_logprobs` may chunk the head. Collective under ZeRO-3: every rank calls it."""
+    module = getattr(model, "module", model)
+    decoder, head = getattr(module, "get_decoder", None), getattr(module, "get_output_embeddings", None)
+    if decoder is None or head is None or head() is None:
+        return False
+    ids = (torch.arange(16, device=device) * 7 % vocab_size).view(1, -1)
+    full = module(input_ids=ids, use_cache=False).logits.float()
+    mine = head()(decoder()(input_ids=ids, use_cache=False).last_hidden_state).float()
+    return full.shape == mine.shape and torch.allclose(full, mine, atol=1e-4, rtol=1e-3)
 
 
 @torch.no_grad()
 def score_pass(
-    micro_batches: list[list[TrainSequence]], policy, critic, cfg, pad_id: int, device, trainer_logprobs: bool
+    micro_batches: list[list[TrainSequence]],
+    policy,
+    critic,
+    cfg,
+    pad_id: int,
+    device,
+    trainer_logprobs: bool,
+    chunk_tokens: int = 0,
 ) -> tuple[dict[str, dict[str, list[float]]], dict[str, float]]:
     """({sequence id: {score name: one value per response token}}, metric sums). `critic` may be None."""
     scores: dict[str, dict[str, list[float]]] = {}
@@ -47,7 +113,7 @@ def score_pass(
         mask = batch.loss_mask.to(device)
         rows: dict[str, torch.Tensor] = {}
         if trainer_logprobs:
-            logprobs = token_logprobs(policy, batch, device)
+            logprobs = token_logprobs(policy, batch, device, chunk_tokens)
             sampler = batch.sampler_logprobs.to(device)
             rows["trainer_logprobs"] = logprobs
             rows["tis"] = truncated_importance_weights(logprobs, sampler, mask, cfg.tis_cap)
