@@ -149,6 +149,7 @@ def test_selfchallenge_run_trains_on_it(tmp_path):
         "executor.sampling.max_tokens=16", "learner.algorithm=rft", "learner.failure_weight=1.0",
         "engine.max_model_len=4096", "engine.cpu_kvcache_space_gb=0.5", "ray.num_cpus=2", "sandbox.backend=docker",
         "tracking.backends=[tensorboard,trackio,wandb,mlflow]", "tracking.run_name=thermostat",
+        "engine.weight_sync=collective",
     ]  # fmt: skip
     env = {**os.environ, "TRACKIO_DIR": str(tmp_path / "trackio")}  # the user's own trackio folder stays untouched
     result = subprocess.run([sys.executable, "-m", "selfchallenge.cli", "run", *overrides], cwd=ROOT, env=env,
@@ -168,3 +169,5 @@ def test_selfchallenge_run_trains_on_it(tmp_path):
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     train = next(m for m in metrics if m["stage"] == "train")
     assert train["optimizer_steps"] >= 1 and train["sequences_trained"] == len(rollouts), train
+    # the trained weights reached the engine by collective broadcast (gloo), in a real run
+    assert train["sync"]["strategy"] == "collective" and train["sync"]["version"] == 1, train["sync"]
