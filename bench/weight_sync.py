@@ -7,8 +7,8 @@ a fraction of a training step.
 both from the driver into the same receiver, a Ray actor that loads the tensors into a transformers model
 (vLLM's engine refuses partial updates by design, so it cannot take the per-parameter baseline). Then
   (c) the real path: `LearnerGroup.sync_weights` into a vLLM `RolloutEngine` (into the receiver with --no-vllm),
-      with engine.weight_sync=blobs and, into vLLM, engine.weight_sync=collective (gloo broadcast from the learner's
-      rank 0 to the engine's worker), compared with the time of one training step (rft, one optimizer step on
+      with engine.weight_sync=blobs and, into vLLM, =collective (gloo broadcast from the learner's rank 0 to the
+      engine's worker) and =shm (one /dev/shm file the engine maps), compared with the time of one training step (rft, one optimizer step on
       --batch trajectories) and with one memory copy of the weights (torch `copy_`, the floor for any sync).
 
 Prints progress, then one JSON line. Target: packed clearly faster than per-parameter; sync < 25% of a training step.
@@ -161,7 +161,13 @@ def main() -> None:
             for v in range(first, first + 1 + args.repeats)
         ]  # the first one also builds the group
         collective_s = statistics.median(r["total_s"] for r in runs[1:])
+        first = first + 1 + args.repeats
+        shm_runs = [group.sync_weights([engine], version=v, strategy="shm") for v in range(first, first + args.repeats)]
+        shm_s = statistics.median(r["total_s"] for r in shm_runs)
         collective = {
+            "shm_s": round(shm_s, 4),
+            "shm_fraction_of_step": round(shm_s / step_s, 4),
+            "shm_detail": shm_runs[-1],
             "collective_s": round(collective_s, 4),
             "collective_first_sync_s": round(runs[0]["total_s"], 4),
             "collective_fraction_of_step": round(collective_s / step_s, 4),
@@ -169,6 +175,7 @@ def main() -> None:
             "collective_detail": runs[-1],
         }
         print(f"collective (gloo) sync into vllm: {collective_s:.2f} s ({collective_s / step_s:.1%} of a step)")
+        print(f"shared-memory file sync into vllm: {shm_s:.2f} s ({shm_s / step_s:.1%} of a step)")
     tensors = list(weights.values())
     copies = [torch.empty_like(t) for t in tensors]
     copy_s = timed(lambda: [c.copy_(t) for c, t in zip(copies, tensors, strict=True)], args.repeats)
@@ -190,7 +197,14 @@ def main() -> None:
         "memory_copy_s": round(copy_s, 4),
         "sync_vs_memory_copy": round(sync_s / copy_s, 1),
         **collective,
-        **({"collective_vs_memory_copy": round(collective["collective_s"] / copy_s, 1)} if collective else {}),
+        **(
+            {
+                "collective_vs_memory_copy": round(collective["collective_s"] / copy_s, 1),
+                "shm_vs_memory_copy": round(collective["shm_s"] / copy_s, 1),
+            }
+            if collective
+            else {}
+        ),
         "batch": {"trajectories": args.batch, "tokens_each": 2 * args.tokens},
     }
     print(json.dumps(result))

@@ -67,7 +67,8 @@ class EngineConfig:
     weight_sync_timeout_s: float = 300.0
     # How the learner pushes weights (learner/weight_sync.py): "blobs" = packed safetensors buckets through Ray's
     # object store; "collective" = broadcast from the learner's rank 0 to every engine worker (gloo on CPU, NCCL on
-    # GPUs), no serialisation. Both reload in place.
+    # GPUs), no serialisation; "shm" = one /dev/shm file the engines map (engines on the learner's node only). All
+    # reload in place.
     weight_sync: str = "blobs"
     # Logprobs returned with samples: processed = under the sampling distribution (after temperature/top-p).
     logprobs_mode: str = "processed_logprobs"
@@ -239,7 +240,7 @@ _CHOICES = {
     "mode": ("self_improve", "distill"),
     "sandbox.backend": ("auto", "docker", "bwrap"),
     "executor.action_format": ("code", "json"),
-    "engine.weight_sync": ("blobs", "collective"),
+    "engine.weight_sync": ("blobs", "collective", "shm"),
     "engine.logprobs_mode": ("processed_logprobs", "raw_logprobs"),
     "executor.user_model": ("policy", "frozen"),
     "challenger.reward": ("none", "kept", "learnable", "unique"),

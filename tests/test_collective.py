@@ -1,5 +1,6 @@
 """The collective weight-sync wire (rollout/collective.py) between real processes over gloo, without vLLM or Ray:
-bucket layout, a broadcast round trip of mixed dtypes and shapes, and the deadline when the sender never sends.
+bucket layout, a broadcast round trip of mixed dtypes and shapes, the deadline when the sender never sends, and
+the shared-memory file of engine.weight_sync=shm.
 The whole path (2-rank learner -> vLLM engine) is tests/test_learner.py's collective-sync test."""
 
 from __future__ import annotations
@@ -92,3 +93,22 @@ def test_a_sender_that_refuses_a_mismatched_weight_and_a_receiver_that_gives_up_
     message = out.get(timeout=60)  # nothing was broadcast: the receiver's wait ends at the group's deadline
     proc.join(timeout=30)
     assert isinstance(message, str) and time.monotonic() - start < 30, message
+
+
+def test_a_shared_memory_weight_file_round_trip_and_its_refusals(tmp_path):
+    """engine.weight_sync=shm's file: every tensor back bit for bit from the mapping; a mismatched weight and a
+    file system without the room are refused before anything is mapped past its end."""
+    from selfchallenge.rollout.shm_transfer import read_weight_file, weight_file_path, write_weight_file
+
+    (bucket,) = bucket_layout(specs(), bucket_bytes=1 << 62)
+    path = weight_file_path(str(tmp_path))
+    assert write_weight_file(path, bucket, iter(WEIGHTS.items())) == bucket_size(bucket)
+    received = dict(read_weight_file(path, bucket))
+    assert list(received) == list(WEIGHTS)
+    for name, tensor in WEIGHTS.items():
+        assert received[name].dtype == tensor.dtype and torch.equal(received[name], tensor), name
+    with pytest.raises(RuntimeError, match="does not match the sync layout"):
+        write_weight_file(weight_file_path(str(tmp_path)), bucket, iter([("other", torch.zeros(3))]))
+    huge = [{**bucket[-1], "offset": 1 << 50}]
+    with pytest.raises(OSError, match="needs .* MiB free"):
+        write_weight_file(weight_file_path(str(tmp_path)), huge, iter(WEIGHTS.items()))

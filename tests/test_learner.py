@@ -444,10 +444,10 @@ def trainer_logprobs(weights: dict, model_dir: str, prompt: list[int], tokens: l
 
 @pytest.mark.vllm
 @pytest.mark.timeout(900)
-def test_collective_sync_gives_the_engine_the_trainers_tokens_and_logprobs(model_dir, ray_local, engine):
-    """engine.weight_sync=collective with gloo: a 2-rank learner (ZeRO-0, then ZeRO-3, each a new group the engine
-    joins anew) broadcasts its trained weights into the vLLM engine; the engine's greedy tokens and its sampled
-    tokens' logprobs are then the trainer's own, and a second sync reuses the group."""
+def test_collective_and_shm_sync_give_the_engine_the_trainers_tokens_and_logprobs(model_dir, ray_local, engine):
+    """engine.weight_sync=collective with gloo (and =shm, a shared-memory file): a 2-rank learner (ZeRO-0, then
+    ZeRO-3, each a new group the engine joins anew) sends its trained weights into the vLLM engine; the engine's
+    greedy tokens and its sampled tokens' logprobs are then the trainer's own, after every sync."""
     ray = ray_local
     batch = make_trajectories(groups=4)
     prompts = [t["prompt_ids"] for t in batch[::4]]
@@ -458,14 +458,15 @@ def test_collective_sync_gives_the_engine_the_trainers_tokens_and_logprobs(model
         cfg = LearnerConfig(algorithm="reinforce", lr=1e-2, micro_batch_tokens=48, num_learners=2, zero_stage=stage)
         group = LearnerGroup(cfg, model_dir, num_cpus_per_learner=1, env_vars={"OMP_NUM_THREADS": "1"})
         try:
-            for _ in range(2):  # the second sync reuses the group: no new rendezvous
+            for strategy in ("collective", "shm", "collective"):  # the second collective sync reuses the group
                 group.train(batch)
                 weights = group.full_weights()
                 version += 1
-                timings = group.sync_weights([engine], version=version, bucket_bytes=256 * 1024, strategy="collective")
-                assert timings["strategy"] == "collective" and timings["backend"] == "gloo"
-                assert 1 < timings["num_buckets"] < len(weights)
+                timings = group.sync_weights([engine], version=version, bucket_bytes=256 * 1024, strategy=strategy)
+                assert timings["strategy"] == strategy
                 assert timings["bytes"] >= sum(t.numel() * t.element_size() for t in weights.values())
+                if strategy == "collective":
+                    assert timings["backend"] == "gloo" and 1 < timings["num_buckets"] < len(weights)
                 outs = ray.get([engine.generate.remote(p, greedy) for p in prompts])
                 assert all(out["weight_version"] == version for out in outs)
                 assert [out["token_ids"] for out in outs] == [hf_greedy(weights, model_dir, p, 10) for p in prompts]

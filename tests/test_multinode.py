@@ -97,11 +97,16 @@ with Runtime(cfg) as rt:
     pools = [ray.get(a.info.remote())["node_id"] for a in rt.sandbox_actors]
     sync = rt.sync_weights(1)
     again = rt.sync_weights(2)
+    try:  # some engine is always on another node than learner rank 0 here: shared memory cannot reach it
+        rt.learner.sync_weights(rt.engines, 3, strategy="shm")
+        shm_error = ""
+    except Exception as exc:
+        shm_error = str(exc)
     versions = [ray.get(e.weight_version.remote()) for e in rt.engines]
 print("RESULT " + json.dumps({
     "head": cluster.head_node.node_id, "trainer_nodes": trainer_nodes, "sandbox_node": sandbox_node,
     "engine_nodes": [e["node_id"] for e in engines], "learner_nodes": [i["node_id"] for i in learner],
-    "pool_nodes": pools, "sync": sync, "again": again, "versions": versions,
+    "pool_nodes": pools, "sync": sync, "again": again, "versions": versions, "shm_error": shm_error,
 }))
 ray.shutdown()
 cluster.shutdown()
@@ -135,3 +140,4 @@ def test_engines_learner_and_sandboxes_are_placed_on_their_nodes_and_weights_cro
         assert sync["strategy"] == "collective" and sync["engines"] == 2 and sync["version"] == version, sync
     assert out["again"]["connect_s"] < 1.0, out["again"]  # the group is built once
     assert out["versions"] == [2, 2]
+    assert "run on another node" in out["shm_error"] and "engine.weight_sync=collective" in out["shm_error"], out

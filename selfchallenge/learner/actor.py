@@ -345,6 +345,8 @@ class LearnerActor:
         send = self.rank == 0
         if strategy == "blobs":
             return weight_sync.sync_blobs(self.engine.module, send, engines, version, timeout_s, bucket_bytes)
+        if strategy == "shm":
+            return weight_sync.sync_shm(self.engine.module, send, engines, version, timeout_s, _ray_node_id())
         if strategy != "collective":
             raise ValueError(f"engine.weight_sync={strategy!r}: use one of {list(weight_sync.STRATEGIES)}")
         if send and self._broadcaster is None:

@@ -9,6 +9,7 @@ accelerator.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterator
@@ -66,20 +67,24 @@ def layer_groups(module: nn.Module) -> Iterator[list[tuple[str, nn.Parameter]]]:
         yield group
 
 
-def iter_full_weights(module: nn.Module, keep: bool = True, device="cpu") -> Iterator[tuple[str, torch.Tensor]]:
+def iter_full_weights(
+    module: nn.Module, keep: bool = True, device="cpu", copy: bool = True
+) -> Iterator[tuple[str, torch.Tensor]]:
     """(HF name, full tensor copy on `device`) pairs, layer by layer. Collective under ZeRO-3: call it on every rank.
 
-    With keep=False (ranks other than the sender) the gathers happen but nothing is copied or yielded.
+    With keep=False (ranks other than the sender) the gathers happen but nothing is copied or yielded. With
+    copy=False the tensors are the parameters themselves (gathered), valid only until the next one is asked for:
+    for a consumer that copies each one at once (weight sync), saving a copy of the whole model.
     """
     import deepspeed
 
     for group in layer_groups(module):
-        params = [p for _, p in group]
-        sharded = [p for p in params if is_sharded(p)]
-        if sharded:
-            with deepspeed.zero.GatheredParameters(sharded, modifier_rank=None):
-                tensors = [(n, p.data.detach().to(device, copy=True)) for n, p in group] if keep else []
-        else:  # a copy: ZeRO-1/2 parameters are views into one flat buffer
+        sharded = [p for _, p in group if is_sharded(p)]
+        with deepspeed.zero.GatheredParameters(sharded, modifier_rank=None) if sharded else contextlib.nullcontext():
+            if keep and not copy:
+                yield from ((n, p.data.detach()) for n, p in group)
+                continue
+            # a copy: ZeRO-1/2 parameters are views into one flat buffer, ZeRO-3's are freed on leaving the context
             tensors = [(n, p.data.detach().to(device, copy=True)) for n, p in group] if keep else []
         yield from tensors
 

@@ -8,17 +8,21 @@ only rank 0 keeps and sends) and send a few large buckets, never one call per pa
 * `collective`: the bucket layout goes by one Ray call per engine, the bytes by broadcast in a process group of
   rank 0 and the engines' workers (rollout/collective.py: gloo on CPU, NCCL on GPUs); no serialisation and no
   object-store copy.
+* `shm`: engines on the learner's node only: one copy of the weights into a /dev/shm file that every engine maps
+  (rollout/shm_transfer.py).
 """
 
 from __future__ import annotations
 
+import os
 import time
 
 from selfchallenge.learner import checkpoint
 from selfchallenge.rollout.collective import WeightBroadcaster, bucket_layout
+from selfchallenge.rollout.shm_transfer import weight_file_path, write_weight_file
 from selfchallenge.rollout.weight_transfer import pack_buckets
 
-STRATEGIES = ("blobs", "collective")
+STRATEGIES = ("blobs", "collective", "shm")
 
 
 def wait_for_engines(refs: list, version: int, timeout_s: float, method: str) -> None:
@@ -78,7 +82,7 @@ def sync_collective(
             pass
         return {"gather_s": time.perf_counter() - start}
     layout = bucket_layout(checkpoint.full_weight_specs(module), bucket_bytes)
-    weights = checkpoint.iter_full_weights(module, keep=True, device=broadcaster.device)
+    weights = checkpoint.iter_full_weights(module, keep=True, copy=False)  # send copies each into its bucket
     try:
         broadcaster.connect(engines, tensor_parallel_size, timeout_s)
         connected = time.perf_counter()
@@ -101,6 +105,51 @@ def sync_collective(
         "total_s": done - start,
         "num_buckets": len(layout),
         "bytes": sent,
+        "engines": len(engines),
+        "version": version,
+    }
+
+
+def sync_shm(module, send: bool, engines: list, version: int, timeout_s: float, node_id: str | None) -> dict:
+    """Write the weights once into a shared-memory file and have every engine load it (engines on this node)."""
+    import ray
+
+    start = time.perf_counter()
+    if not send:
+        for _ in checkpoint.iter_full_weights(module, keep=False):
+            pass
+        return {"gather_s": time.perf_counter() - start}
+    weights = checkpoint.iter_full_weights(module, keep=True, copy=False)
+    path = weight_file_path()
+    try:
+        elsewhere = [
+            i for i, info in enumerate(ray.get([e.info.remote() for e in engines], timeout=timeout_s))
+            if info["node_id"] != node_id
+        ]  # fmt: skip
+        if elsewhere:
+            raise ValueError(
+                f"engine.weight_sync=shm: engines {elsewhere} run on another node than the learner's rank 0; "
+                "use engine.weight_sync=collective (or blobs) when engines and learner do not share a node"
+            )
+        (bucket,) = bucket_layout(checkpoint.full_weight_specs(module), bucket_bytes=1 << 62)
+        size = write_weight_file(path, bucket, weights)
+        written = time.perf_counter()
+        loads = [engine.receive_weight_file.remote(path, bucket, version) for engine in engines]
+        wait_for_engines(loads, version, timeout_s, "the shared-memory reload")
+    except BaseException:
+        for _ in weights:  # finish the gathers: under ZeRO-3 the other ranks wait in them for this one
+            pass
+        raise
+    finally:
+        if os.path.exists(path):
+            os.unlink(path)
+    done = time.perf_counter()
+    return {
+        "strategy": "shm",
+        "gather_write_s": written - start,
+        "load_s": done - written,
+        "total_s": done - start,
+        "bytes": size,
         "engines": len(engines),
         "version": version,
     }

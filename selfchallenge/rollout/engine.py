@@ -8,6 +8,8 @@ extension (rollout/worker_extension.py) with one in-place `reload_weights`:
 * `receive_weight_broadcast(layout, version)` (engine.weight_sync=collective): the bytes by broadcast in a process
   group with the learner's rank 0 (rollout/collective.py; gloo on CPU, NCCL on GPUs), joined once with
   `join_weight_group`.
+* `receive_weight_file(path, bucket, version)` (engine.weight_sync=shm, engines on the learner's node): the workers
+  map the learner's /dev/shm file (rollout/shm_transfer.py).
 
 Every update pauses generation in "wait" mode (in-flight requests finish on the old weights; new ones queue),
 clears the prefix cache, reloads, sets the new weight version and resumes, so every sequence is sampled by a
@@ -361,6 +363,10 @@ class RolloutEngine:
         if not layout:
             raise ValueError("receive_weight_broadcast: empty layout; send every parameter")
         return await self._update(version, self._engine().collective_rpc("receive_weight_buckets", args=(layout,)))
+
+    async def receive_weight_file(self, path: str, bucket: list[dict], version: int) -> dict[str, Any]:
+        """Load the weights from the learner's shared-memory file (rollout/shm_transfer.py) and reload them."""
+        return await self._update(version, self._engine().collective_rpc("load_weight_file", args=(path, bucket)))
 
     async def join_weight_group(self, info: dict[str, Any], timeout_s: float) -> None:
         """Every worker joins the learner's weight-sync group (blocks until all its members have joined)."""

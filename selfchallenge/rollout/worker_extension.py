@@ -3,11 +3,12 @@
 vLLM mixes this class into its worker, so methods run in the worker process with `self` being the worker
 (`self.model_runner`, `self.vllm_config`, ...). `RolloutEngine` calls them through `collective_rpc`.
 
-Two weight-sync paths (see learner/weight_sync.py), both TESTED on CPU, both device-agnostic:
+Three weight-sync paths (see learner/weight_sync.py), all TESTED on CPU:
 
 * Packed blobs: the engine forwards each safetensors blob to `stage_weight_bucket`.
 * Collective: every worker joins the learner's process group once (`join_weight_group`), then
   `receive_weight_buckets` takes the broadcast buckets of a layout (rollout/collective.py).
+* Shared memory: `load_weight_file` maps the learner's /dev/shm file (rollout/shm_transfer.py).
 
 Either way the tensors are staged and `apply_staged_weights` reloads them all in one `reload_weights` call:
 vLLM's in-place reload works layer by layer, so a fused layer (qkv_proj, gate_up_proj) split across two separately
@@ -84,6 +85,16 @@ class WeightSyncExtension:
         except BaseException:
             self.leave_weight_group()
             raise
+        staged: list = getattr(self, _STAGED, None) or []
+        staged.extend(tensors)
+        setattr(self, _STAGED, staged)
+        return len(tensors)
+
+    def load_weight_file(self, path: str, bucket: list[dict]) -> int:
+        """Map the learner's shared-memory weight file and stage views of its tensors; returns the count."""
+        from selfchallenge.rollout.shm_transfer import read_weight_file
+
+        tensors = read_weight_file(path, bucket)
         staged: list = getattr(self, _STAGED, None) or []
         staged.extend(tensors)
         setattr(self, _STAGED, staged)
