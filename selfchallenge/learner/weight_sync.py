@@ -25,8 +25,9 @@ from selfchallenge.rollout.weight_transfer import pack_buckets
 STRATEGIES = ("blobs", "collective", "shm")
 
 
-def wait_for_engines(refs: list, version: int, timeout_s: float, method: str) -> None:
-    """Wait for one call per engine; a late engine is named with the setting to raise, an engine's error surfaces."""
+def wait_for_engines(refs: list, version: int, timeout_s: float, method: str) -> float:
+    """Wait for one call per engine; a late engine is named with the setting to raise, an engine's error surfaces.
+    Returns the longest in-engine reload (vLLM's `reload_weights`), in seconds."""
     import ray
 
     pending = {ref: i for i, ref in enumerate(refs)}
@@ -37,7 +38,8 @@ def wait_for_engines(refs: list, version: int, timeout_s: float, method: str) ->
             f"weight sync to version {version}: engines {late} did not finish {method} within "
             f"{timeout_s:.0f}s; raise engine.weight_sync_timeout_s or check those engines' logs"
         )
-    ray.get(ready)
+    answers = ray.get(ready)
+    return max(float(a.get("reload_s", 0.0)) if isinstance(a, dict) else 0.0 for a in answers)
 
 
 def sync_blobs(module, send: bool, engines: list, version: int, timeout_s: float, bucket_bytes: int) -> dict:
@@ -52,12 +54,14 @@ def sync_blobs(module, send: bool, engines: list, version: int, timeout_s: float
     buckets = list(pack_buckets(weights, bucket_bytes))
     packed = time.perf_counter()
     ref = ray.put(buckets)  # one copy in the object store, shared by all engines
-    wait_for_engines([engine.update_weights.remote(ref, version) for engine in engines], version, timeout_s, "update")
+    refs = [engine.update_weights.remote(ref, version) for engine in engines]
+    reload_s = wait_for_engines(refs, version, timeout_s, "update")
     done = time.perf_counter()
     return {
         "strategy": "blobs",
         "gather_pack_s": packed - start,
         "send_s": done - packed,
+        "engine_reload_s": reload_s,
         "total_s": done - start,
         "num_buckets": len(buckets),
         "bytes": sum(len(b) for b in buckets),
@@ -89,7 +93,7 @@ def sync_collective(
         receiving = [engine.receive_weight_broadcast.remote(layout, version) for engine in broadcaster.engines]
         sent = broadcaster.send(layout, weights)
         broadcast = time.perf_counter()
-        wait_for_engines(receiving, version, timeout_s, "the broadcast reload")
+        reload_s = wait_for_engines(receiving, version, timeout_s, "the broadcast reload")
     except BaseException:
         broadcaster.close()
         for _ in weights:  # finish the gathers: under ZeRO-3 the other ranks wait in them for this one
@@ -102,6 +106,7 @@ def sync_collective(
         "connect_s": connected - start,
         "gather_broadcast_s": broadcast - connected,
         "reload_wait_s": done - broadcast,
+        "engine_reload_s": reload_s,
         "total_s": done - start,
         "num_buckets": len(layout),
         "bytes": sent,
@@ -135,7 +140,7 @@ def sync_shm(module, send: bool, engines: list, version: int, timeout_s: float, 
         size = write_weight_file(path, bucket, weights)
         written = time.perf_counter()
         loads = [engine.receive_weight_file.remote(path, bucket, version) for engine in engines]
-        wait_for_engines(loads, version, timeout_s, "the shared-memory reload")
+        reload_s = wait_for_engines(loads, version, timeout_s, "the shared-memory reload")
     except BaseException:
         for _ in weights:  # finish the gathers: under ZeRO-3 the other ranks wait in them for this one
             pass
@@ -148,6 +153,7 @@ def sync_shm(module, send: bool, engines: list, version: int, timeout_s: float, 
         "strategy": "shm",
         "gather_write_s": written - start,
         "load_s": done - written,
+        "engine_reload_s": reload_s,
         "total_s": done - start,
         "bytes": size,
         "engines": len(engines),

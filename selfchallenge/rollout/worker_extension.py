@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import glob
 import os
+import time
 from typing import Any
 
 # Attribute names carry a prefix: vLLM refuses extensions whose names collide with the worker's own.
@@ -132,8 +133,9 @@ class WeightSyncExtension:
                     "its Hugging Face name (model.named_parameters() of the same architecture)"
                 )
         num_bytes = sum(t.numel() * t.element_size() for _, t in staged)
+        begin = time.perf_counter()
         self.reload_weights(weights_iterator=iter(staged))
-        return {"tensors": len(staged), "bytes": num_bytes}
+        return {"tensors": len(staged), "bytes": num_bytes, "reload_s": round(time.perf_counter() - begin, 4)}
 
     def weight_checksum(self) -> float:
         """Sum of the model's parameters in float64: a fingerprint to check that an update landed.
