@@ -1,7 +1,7 @@
 """The learner's side of weight sync (`engine.weight_sync`): full weights out of DeepSpeed into the rollout engines.
 
-Both strategies gather the weights layer by layer (ZeRO-3 shards included: every rank takes part in the gathers,
-only rank 0 keeps and sends) and send a few large buckets, never one call per parameter:
+Every strategy gathers the weights layer by layer (ZeRO-3 shards included: every rank takes part in the gathers,
+only rank 0 keeps and sends) and sends a few large buckets, never one call per parameter:
 
 * `blobs`: buckets packed as safetensors blobs (rollout/weight_transfer.py), put once into the Ray object store and
   sent with one `update_weights(buckets, version)` call per engine. Works anywhere Ray does.
@@ -42,15 +42,21 @@ def wait_for_engines(refs: list, version: int, timeout_s: float, method: str) ->
     return max(float(a.get("reload_s", 0.0)) if isinstance(a, dict) else 0.0 for a in answers)
 
 
+def take_part_in_gathers(module) -> dict:
+    """A rank that sends nothing still takes part in ZeRO-3's layer-by-layer gathers; its timing."""
+    start = time.perf_counter()
+    for _ in checkpoint.iter_full_weights(module, keep=False):
+        pass
+    return {"gather_s": time.perf_counter() - start}
+
+
 def sync_blobs(module, send: bool, engines: list, version: int, timeout_s: float, bucket_bytes: int) -> dict:
     import ray
 
-    start = time.perf_counter()
-    weights = checkpoint.iter_full_weights(module, keep=send)
     if not send:
-        for _ in weights:
-            pass
-        return {"gather_pack_s": time.perf_counter() - start}
+        return take_part_in_gathers(module)
+    start = time.perf_counter()
+    weights = checkpoint.iter_full_weights(module, keep=True)
     buckets = list(pack_buckets(weights, bucket_bytes))
     packed = time.perf_counter()
     ref = ray.put(buckets)  # one copy in the object store, shared by all engines
@@ -80,11 +86,9 @@ def sync_collective(
     tensor_parallel_size: int = 1,
 ) -> dict:
     """Broadcast the weights bucket by bucket; `broadcaster` is rank 0's (None on the other ranks)."""
-    start = time.perf_counter()
     if broadcaster is None:
-        for _ in checkpoint.iter_full_weights(module, keep=False):
-            pass
-        return {"gather_s": time.perf_counter() - start}
+        return take_part_in_gathers(module)
+    start = time.perf_counter()
     layout = bucket_layout(checkpoint.full_weight_specs(module), bucket_bytes)
     weights = checkpoint.iter_full_weights(module, keep=True, copy=False)  # send copies each into its bucket
     try:
@@ -119,11 +123,9 @@ def sync_shm(module, send: bool, engines: list, version: int, timeout_s: float, 
     """Write the weights once into a shared-memory file and have every engine load it (engines on this node)."""
     import ray
 
-    start = time.perf_counter()
     if not send:
-        for _ in checkpoint.iter_full_weights(module, keep=False):
-            pass
-        return {"gather_s": time.perf_counter() - start}
+        return take_part_in_gathers(module)
+    start = time.perf_counter()
     weights = checkpoint.iter_full_weights(module, keep=True, copy=False)
     path = weight_file_path()
     try:

@@ -60,6 +60,25 @@ def bucket_size(bucket: list[dict]) -> int:
     return bucket[-1]["offset"] + bucket[-1]["nbytes"]
 
 
+def fill_bucket(buffer: torch.Tensor, bucket: list[dict], weights: Iterator[tuple[str, torch.Tensor]]) -> None:
+    """Copy the next weights (in `bucket` order) into the uint8 `buffer` at their offsets; a weight whose name or
+    size is not the layout's is refused."""
+    for entry in bucket:
+        name, tensor = next(weights)
+        if name != entry["name"] or tensor.numel() * tensor.element_size() != entry["nbytes"]:
+            raise RuntimeError(f"weight {name!r} does not match the sync layout's {entry['name']!r}")
+        region = buffer[entry["offset"] : entry["offset"] + entry["nbytes"]]
+        region.copy_(tensor.contiguous().view(-1).view(torch.uint8))
+
+
+def bucket_views(buffer: torch.Tensor, bucket: list[dict]) -> list[tuple[str, torch.Tensor]]:
+    """(name, tensor view of the uint8 `buffer`) for every entry of `bucket`."""
+    return [
+        (e["name"], buffer[e["offset"] : e["offset"] + e["nbytes"]].view(getattr(torch, e["dtype"])).view(e["shape"]))
+        for e in bucket
+    ]
+
+
 def open_group(
     backend: str, host: str, port: int, rank: int, world_size: int, timeout_s: float, store=None
 ) -> tuple[Any, Any]:
@@ -96,9 +115,7 @@ def receive_buckets(group, layout: list[list[dict]], device) -> Iterator[tuple[s
     for bucket in layout:
         buffer = torch.empty(bucket_size(bucket), dtype=torch.uint8, device=device)
         group.broadcast(buffer, 0).wait()
-        for entry in bucket:
-            raw = buffer[entry["offset"] : entry["offset"] + entry["nbytes"]]
-            yield entry["name"], raw.view(getattr(torch, entry["dtype"])).view(entry["shape"])
+        yield from bucket_views(buffer, bucket)
 
 
 class WeightBroadcaster:
@@ -142,12 +159,7 @@ class WeightBroadcaster:
         sent = 0
         for bucket in layout:
             buffer = torch.empty(bucket_size(bucket), dtype=torch.uint8, device=self.device)
-            for entry in bucket:
-                name, tensor = next(weights)
-                if name != entry["name"] or tensor.numel() * tensor.element_size() != entry["nbytes"]:
-                    raise RuntimeError(f"weight {name!r} does not match the sync layout's {entry['name']!r}")
-                end = entry["offset"] + entry["nbytes"]
-                buffer[entry["offset"] : end].copy_(tensor.contiguous().view(-1).view(torch.uint8))
+            fill_bucket(buffer, bucket, weights)
             self.group.broadcast(buffer, 0).wait()
             sent += buffer.numel()
         return sent

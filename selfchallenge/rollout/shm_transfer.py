@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import torch
 
-from selfchallenge.rollout.collective import bucket_size
+from selfchallenge.rollout.collective import bucket_size, bucket_views, fill_bucket
 
 SHM_DIR = "/dev/shm"
 
@@ -42,16 +42,10 @@ def write_weight_file(path: str, bucket: list[dict], weights: Iterator[tuple[str
     finally:
         os.close(fd)
     buffer = torch.frombuffer(mapping, dtype=torch.uint8)
-    region = None
     try:
-        for entry in bucket:
-            name, tensor = next(weights)
-            if name != entry["name"] or tensor.numel() * tensor.element_size() != entry["nbytes"]:
-                raise RuntimeError(f"weight {name!r} does not match the sync layout's {entry['name']!r}")
-            region = buffer[entry["offset"] : entry["offset"] + entry["nbytes"]]
-            region.copy_(tensor.contiguous().view(-1).view(torch.uint8))
+        fill_bucket(buffer, bucket, weights)
     finally:
-        del buffer, region
+        del buffer  # the mapping cannot close while a tensor exports its memory
         mapping.close()
     return size
 
@@ -62,8 +56,4 @@ def read_weight_file(path: str, bucket: list[dict]) -> list[tuple[str, torch.Ten
         mapping = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_COPY)  # private: pages shared until written
     if len(mapping) != bucket_size(bucket):
         raise ValueError(f"{path} holds {len(mapping)} bytes, the layout {bucket_size(bucket)}")
-    buffer = torch.frombuffer(mapping, dtype=torch.uint8)
-    return [
-        (e["name"], buffer[e["offset"] : e["offset"] + e["nbytes"]].view(getattr(torch, e["dtype"])).view(e["shape"]))
-        for e in bucket
-    ]
+    return bucket_views(torch.frombuffer(mapping, dtype=torch.uint8), bucket)

@@ -49,10 +49,7 @@ class WeightSyncExtension:
         from safetensors.torch import load
 
         tensors = list(load(bytes(blob)).items())
-        staged: list = getattr(self, _STAGED, None) or []
-        staged.extend(tensors)
-        setattr(self, _STAGED, staged)
-        return len(tensors)
+        return self._selfchallenge_stage(tensors)
 
     def join_weight_group(self, info: dict[str, Any], timeout_s: float) -> int:
         """Join the learner's weight-sync group as rank `rank_offset` + this worker's rank; returns that rank."""
@@ -86,16 +83,17 @@ class WeightSyncExtension:
         except BaseException:
             self.leave_weight_group()
             raise
-        staged: list = getattr(self, _STAGED, None) or []
-        staged.extend(tensors)
-        setattr(self, _STAGED, staged)
-        return len(tensors)
+        return self._selfchallenge_stage(tensors)
 
     def load_weight_file(self, path: str, bucket: list[dict]) -> int:
         """Map the learner's shared-memory weight file and stage views of its tensors; returns the count."""
         from selfchallenge.rollout.shm_transfer import read_weight_file
 
         tensors = read_weight_file(path, bucket)
+        return self._selfchallenge_stage(tensors)
+
+    def _selfchallenge_stage(self, tensors: list) -> int:
+        """Keep (name, tensor) pairs until `apply_staged_weights`; returns how many were added."""
         staged: list = getattr(self, _STAGED, None) or []
         staged.extend(tensors)
         setattr(self, _STAGED, staged)
