@@ -2,7 +2,7 @@
   (a) the warm Docker pool, (b) a cold `docker run` per check, (c) the bubblewrap pool, and
   (d) plain unsandboxed subprocesses of the same worker (the baseline: what the sandboxes add on top).
 
-Prints progress, then one JSON line: {"checks_per_s": {...}, "ratios": {...}, "n": ..., ...}.
+Prints progress, then one JSON line: {"checks_per_s": {...}, "ms_per_check": {...}, "ratios": {...}, "n": ...}.
 Targets: warm Docker >= 20x cold Docker, and >= 0.5x unsandboxed.
 
     python bench/sandbox_throughput.py [--n 200] [--workers 2] [--cold-n 40] [--modes docker_warm,docker_cold,...]
@@ -123,6 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
     elapsed = dict.fromkeys(modes, 0.0)
     counts = dict.fromkeys(modes, 0)
     reasons: dict[str, set] = {mode: set() for mode in modes}
+    phases: dict[str, dict[str, float]] = {mode: {} for mode in modes}  # summed worker-side timings per mode
     try:
         for start in range(0, args.n, args.chunk):
             chunk = tasks[start : start + args.chunk]
@@ -138,6 +139,9 @@ def main(argv: list[str] | None = None) -> dict:
                 elapsed[mode] += time.monotonic() - began
                 counts[mode] += len(part)
                 reasons[mode].update(result["reason"] for result in results)
+                for result in results:
+                    for phase, seconds in (result.get("timings") or {}).items():
+                        phases[mode][phase] = phases[mode].get(phase, 0.0) + seconds
             progress = ", ".join(f"{m} {counts[m] / max(elapsed[m], 1e-9):.1f}/s" for m in modes)
             print(f"  {min(start + args.chunk, args.n)}/{args.n}: {progress}", flush=True)
     finally:
@@ -151,8 +155,21 @@ def main(argv: list[str] | None = None) -> dict:
     def ratio(a: str, b: str) -> float | None:
         return round(rates[a] / rates[b], 2) if a in rates and b in rates else None
 
+    # Per check, in ms: the worker's own phases (solution, verifier calls, failure cases: each a forked program
+    # or verifier process and its sweep) and the round trip around them (host, pool, container pipe; with
+    # --workers > 1 checks overlap, so wall per check is elapsed / n x workers).
+    breakdown = {}
+    for mode in modes:
+        if counts[mode]:
+            per_check = {
+                phase.removesuffix("_s"): round(1000 * total / counts[mode], 2) for phase, total in phases[mode].items()
+            }
+            wall = 1000 * elapsed[mode] * args.workers / counts[mode]
+            per_check["host_round_trip"] = round(wall - per_check.get("total", 0.0), 2)
+            breakdown[mode] = per_check
     summary = {
         "checks_per_s": rates,
+        "ms_per_check": breakdown,
         "ratios": {
             "warm_vs_cold_docker": ratio("docker_warm", "docker_cold"),
             "warm_docker_vs_unsandboxed": ratio("docker_warm", "unsandboxed"),

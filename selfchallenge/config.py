@@ -203,6 +203,14 @@ class CheckpointConfig:
     keep_last: int = 0  # keep the checkpoints (DeepSpeed state + HF export) of the newest N iterations; 0 = all
 
 
+@dataclass
+class PipelineConfig:
+    # true: while the learner trains on iteration i, the engines already generate iteration i+1 (propose, check,
+    # solve) with iteration i's weights; the new weights reach them once both are done. Rollouts are then at most
+    # one weight version behind the learner, and learner.tis corrects them (pipeline.py, docs/config.md).
+    async_rollouts: bool = False
+
+
 TRACKING_BACKENDS = ("tensorboard", "trackio", "wandb", "mlflow")
 
 
@@ -233,6 +241,7 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     ray: RayConfig = field(default_factory=RayConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
 
@@ -335,7 +344,24 @@ def validate(cfg: RunConfig) -> RunConfig:
         cfg.learner.max_response_tokens = cfg.executor.max_episode_tokens
     validate_learner(cfg.learner)
     _check_sampler_logprobs(cfg)
+    _check_async_rollouts(cfg)
     return cfg
+
+
+def _check_async_rollouts(cfg: RunConfig) -> None:
+    if not cfg.pipeline.async_rollouts:
+        return
+    if cfg.mode == "distill":
+        raise ConfigError(
+            "pipeline.async_rollouts=true is for mode=self_improve (in distill mode the teacher, whose weights never "
+            "change, writes and solves the tasks: there is nothing to overlap with); set pipeline.async_rollouts=false"
+        )
+    if cfg.learner.algorithm in _POLICY_GRADIENT_ALGORITHMS and not cfg.learner.tis:
+        raise ConfigError(
+            f"pipeline.async_rollouts=true trains learner.algorithm={cfg.learner.algorithm} on rollouts one weight "
+            "version behind the learner; their correction is the truncated importance weight: set learner.tis=true "
+            "(or pipeline.async_rollouts=false)"
+        )
 
 
 # Algorithms whose loss compares with the sampler's logprobs: the ratio ones (pi_old = the sampler's when

@@ -7,6 +7,8 @@ Per iteration i (outputs under <run_dir>/iter_<i>/):
   train    the learner update, then checkpoint + HF export + weight sync -> <run_dir>/checkpoints/iter_<i>/
   eval     benchmark / held-out evaluation                            -> eval.jsonl (+ eval_before.jsonl at start)
 Each stage writes its outputs before the next starts and is recorded in <run_dir>/state.json once complete.
+pipeline.async_rollouts: iteration i's train runs in a thread while iteration i+1's propose/check/solve run here,
+with the weights the engines hold; they receive iteration i's weights once both are done (_train_while_generating).
 Episode stages journal every finished episode at once (rollout/runner.py), so rerunning the same command resumes
 a killed run from where it stopped, without losing or repeating an episode.
 """
@@ -20,6 +22,7 @@ import logging
 import os
 import re
 import shutil
+import threading
 import time
 from collections import Counter
 
@@ -31,6 +34,7 @@ from .rollout.challenger import ChallengerSettings, run_challenger_episode, scor
 from .rollout.executor import INFRA_REASONS, ExecutorSettings, run_executor_episode
 from .rollout.runner import GIVE_UP_AFTER, Journal, StageIncomplete, describe_loss, run_journaled
 from .rollout.trajectory import Trajectory, save_trajectories, successes_by_task
+from .run_dir import RunDir
 from .tasks.check_rule import funnel_counts
 from .tasks.dedup import cap_per_instruction, deduplicate
 from .tasks.filter_modes import deciding_stage, reaches_executor
@@ -38,66 +42,6 @@ from .tasks.record import CaTTask, save_tasks, save_tasks_jsonl
 from .tracking import MetricsLogger, sample_rows
 
 logger = logging.getLogger(__name__)
-
-# Keys whose change makes an existing run dir meaningless to resume (everything else may change between runs).
-_RESUME_KEYS = ("mode", "seed", "envs", "model", "challenger", "executor", "learner.algorithm")
-
-
-class RunDir:
-    """The run directory: resolved config, finished stages (state.json), per-iteration folders."""
-
-    def __init__(self, cfg: RunConfig):
-        self.cfg = cfg
-        self.path = os.path.abspath(cfg.run_dir)
-        os.makedirs(self.path, exist_ok=True)
-        self.state_path = os.path.join(self.path, "state.json")
-        self.state = {"done": [], "models": {}}
-        if os.path.exists(self.state_path):
-            with open(self.state_path, encoding="utf-8") as handle:
-                self.state = json.load(handle)
-            self._check_resumable()
-        with open(os.path.join(self.path, "config.yaml"), "w", encoding="utf-8") as handle:
-            handle.write(config_mod.to_yaml(cfg))
-
-    def _check_resumable(self) -> None:
-        saved = self.state.get("config", {})
-        now = config_mod.to_dict(self.cfg)
-        for key in _RESUME_KEYS:
-            head, _, tail = key.partition(".")
-            old, new = saved.get(head), now.get(head)
-            if tail and isinstance(old, dict):
-                old, new = old.get(tail), new.get(tail)
-            if saved and old != new:
-                raise ConfigError(
-                    f"{self.path} holds a run made with a different `{key}`; resuming would mix the two. "
-                    f"Use a new run_dir (run_dir=...) or restore {key}"
-                )
-
-    def iter_dir(self, iteration: int) -> str:
-        path = os.path.join(self.path, f"iter_{iteration:03d}")
-        os.makedirs(path, exist_ok=True)
-        return path
-
-    def done(self, key: str) -> bool:
-        return key in self.state["done"]
-
-    def mark(self, key: str, **extra) -> None:
-        self.state["done"].append(key)
-        self.state.update(extra)
-        self.state["config"] = config_mod.to_dict(self.cfg)
-        tmp = f"{self.state_path}.tmp"
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(self.state, handle, indent=1)
-        os.replace(tmp, self.state_path)
-
-    @property
-    def latest_model(self) -> tuple[str | None, str | None]:
-        """(HF folder, DeepSpeed checkpoint) of the newest finished training stage, or (None, None)."""
-        models = self.state.get("models", {})
-        if not models:
-            return None, None
-        newest = models[max(models, key=int)]
-        return newest["hf"], newest["checkpoint"]
 
 
 # ---------------------------------------------------------------------------------------------------- stages
@@ -361,7 +305,10 @@ def stage_solve(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
     run.mark(f"iter_{iteration}/solve")
 
 
-def stage_train(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLogger) -> None:
+def stage_train(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLogger, sync: bool = True) -> str:
+    """Train on the iteration's trajectories, checkpoint, export; then (sync) push the weights to the engines.
+    sync=False (pipeline.async_rollouts): the engines are generating the next iteration meanwhile; the caller
+    syncs, with `finish_train_sync`, once they are done. Returns the HF export's folder."""
     import ray
 
     from .rollout.trajectory import load_trajectories
@@ -372,6 +319,11 @@ def stage_train(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
         kept = _kept_tasks(run, iteration)
         proposals = load_trajectories(os.path.join(out, "challenger_trajectories"))
         trajectories = trajectories + score_challenger(proposals, kept, trajectories, cfg.challenger.reward)
+    # how many weight versions the learner is ahead of each trajectory's sampler (async_rollouts: 0 or 1; in
+    # distill mode the teacher, never synced, samples them)
+    staleness = (
+        {} if cfg.mode == "distill" else Counter(str(rt.weight_version - t.weight_version) for t in trajectories)
+    )
     begin = time.monotonic()
     ckpt_dir = os.path.join(run.path, "checkpoints", f"iter_{iteration:03d}")
     try:
@@ -385,11 +337,25 @@ def stage_train(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
             "the stage is not marked done: rerun the same command to train this iteration again from the last "
             "recorded checkpoint (the trajectories are kept)"
         ) from exc
-    rt.model_path = hf  # engines started later (e.g. the student's, in distill mode) load the new weights
-    sync = rt.sync_weights(iteration + 1)
-    log.log(iteration, "train", {**metrics, "train_s": round(train_s, 2), "sync": sync})
+    if sync:
+        rt.model_path = hf  # engines started later (e.g. the student's, in distill mode) load the new weights
+        synced = rt.sync_weights(iteration + 1)
+    else:
+        synced = {"deferred": "pipeline.async_rollouts: after the generation this training overlaps (stage sync)"}
+    values = {**metrics, "train_s": round(train_s, 2), "staleness": dict(staleness), "sync": synced}
+    log.log(iteration, "train", values)
     models = {**run.state.get("models", {}), str(iteration): {"hf": hf, "checkpoint": checkpoint}}
     run.mark(f"iter_{iteration}/train", models=models)
+    if sync:
+        prune_checkpoints(os.path.join(run.path, "checkpoints"), cfg.checkpoint.keep_last)
+    return hf
+
+
+def finish_train_sync(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLogger, hf: str) -> None:
+    """The deferred half of stage_train(sync=False), once the engines are idle: the new weights into them, then
+    the older checkpoints go (not before: an engine started meanwhile loaded the previous export)."""
+    rt.model_path = hf
+    log.log(iteration, "sync", rt.sync_weights(iteration + 1))
     prune_checkpoints(os.path.join(run.path, "checkpoints"), cfg.checkpoint.keep_last)
 
 
@@ -493,6 +459,9 @@ def run_pipeline(cfg: RunConfig, stages=("propose", "check", "solve", "train", "
         return report
 
 
+GENERATION_STAGES = (("propose", stage_propose), ("check", stage_check), ("solve", stage_solve))
+
+
 def _run_stages(cfg: RunConfig, run: RunDir, log: MetricsLogger, stages) -> None:
     from .runtime import Runtime
 
@@ -505,19 +474,62 @@ def _run_stages(cfg: RunConfig, run: RunDir, log: MetricsLogger, stages) -> None
     with Runtime(cfg, latest_model=hf, latest_checkpoint=checkpoint) as rt:
         rt.weight_version = len(run.state.get("models", {}))
         if eval_items and not run.done("eval_before"):
-            stage_eval(cfg, run, rt, -1, log, eval_items)
+            _timed(log, -1, "eval", stage_eval, cfg, run, rt, -1, log, eval_items)
         for iteration in range(cfg.iterations):
-            for name, fn in (
-                ("propose", stage_propose),
-                ("check", stage_check),
-                ("solve", stage_solve),
-                ("train", stage_train),
-            ):
-                if name in stages and not run.done(f"iter_{iteration}/{name}"):
-                    fn(cfg, run, rt, iteration, log)
+            _generate(cfg, run, rt, iteration, log, stages)  # nothing left to do when it overlapped the last training
+            ahead = iteration + 1 if cfg.pipeline.async_rollouts and iteration + 1 < cfg.iterations else None
+            if "train" not in stages or run.done(f"iter_{iteration}/train"):
+                pass
+            elif ahead is None:
+                _timed(log, iteration, "train", stage_train, cfg, run, rt, iteration, log)
+            else:
+                _train_while_generating(cfg, run, rt, iteration, log, stages, ahead)
             due = cfg.eval.every and (iteration + 1) % cfg.eval.every == 0
             if eval_items and (due or iteration == cfg.iterations - 1) and not run.done(f"eval_iter_{iteration:03d}"):
-                stage_eval(cfg, run, rt, iteration, log, eval_items)
+                _timed(log, iteration, "eval", stage_eval, cfg, run, rt, iteration, log, eval_items)
+
+
+def _generate(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLogger, stages) -> None:
+    for name, fn in GENERATION_STAGES:
+        if name in stages and not run.done(f"iter_{iteration}/{name}"):
+            _timed(log, iteration, name, fn, cfg, run, rt, iteration, log)
+
+
+def _train_while_generating(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLogger, stages, ahead):
+    """pipeline.async_rollouts: train on `iteration` in a thread while this one generates iteration `ahead` with
+    the weights the engines hold; the new weights reach them only after both, so no rollout is more than one
+    version behind the learner that trains on it. Either side's failure is raised once the training has ended
+    (its checkpoint is then recorded, or it is not marked done), so a rerun resumes both from their journals."""
+    outcome: dict = {}
+
+    def train() -> None:
+        try:
+            outcome["hf"] = _timed(log, iteration, "train", stage_train, cfg, run, rt, iteration, log, sync=False)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread below
+            outcome["error"] = exc
+
+    trainer = threading.Thread(target=train, name=f"train-iter-{iteration}", daemon=True)
+    trainer.start()
+    try:
+        _generate(cfg, run, rt, ahead, log, stages)
+    except KeyboardInterrupt:
+        raise  # not waited for: the training dies with the learner when the runtime closes, and is not marked done
+    except BaseException:
+        trainer.join()
+        raise
+    trainer.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    _timed(log, iteration, "sync", finish_train_sync, cfg, run, rt, iteration, log, outcome["hf"])
+
+
+def _timed(log: MetricsLogger, iteration: int, name: str, fn, *args, **kwargs):
+    """Run one stage and record when it ran (metrics.jsonl stage "timing": what bench/pipeline_overlap.py
+    measures the overlap and the time outside generation and training with)."""
+    began = time.time()
+    result = fn(*args, **kwargs)
+    log.log(iteration, "timing", {"began": {name: round(began, 3)}, "seconds": {name: round(time.time() - began, 3)}})
+    return result
 
 
 def run_evaluation_only(cfg: RunConfig, model_path: str | None = None) -> dict:

@@ -239,8 +239,10 @@ class Runtime:
         return self._learner
 
     def sync_weights(self, version: int) -> dict:
-        """Push the learner's weights to the policy engines (only those already running)."""
+        """Push the learner's weights to the policy engines (only those already running). Either way the weights
+        at model_path are `version` from now on: engines started later are labelled with it."""
         if self._engines is None:
+            self.weight_version = version
             return {"skipped": "no engine running"}
         engine_cfg = self.cfg.engine
         timings = self.learner.sync_weights(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 
 from .tracking_backends import flatten, open_backends
@@ -28,12 +29,17 @@ class MetricsLogger:
         # Optimizer steps per iteration, from the latest train record of each (a resumed run continues the count).
         self._steps = {row["iteration"]: _steps_of(row) for row in read_metrics(run_dir) if row.get("stage") == "train"}
         self._backends = open_backends(tracking, run_dir, config_dict) if tracking is not None else []
+        self._lock = threading.Lock()
 
     @property
     def backends(self) -> list[str]:
         return [backend.name for backend in self._backends]
 
     def log(self, iteration: int, stage: str, values: dict) -> None:
+        with self._lock:  # pipeline.async_rollouts logs from the training thread too
+            self._log(iteration, stage, values)
+
+    def _log(self, iteration: int, stage: str, values: dict) -> None:
         record = {"time": round(time.time(), 3), "iteration": iteration, "stage": stage, **values}
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record, default=str) + "\n")

@@ -54,6 +54,15 @@ def test_group_algorithms_need_groups():
         load_config(None, ["learner.algorithm=grpo", "executor.samples_per_task=1"])
 
 
+def test_async_rollouts_need_the_importance_weight_for_policy_gradients_and_a_policy_that_changes():
+    assert load_config(None, ["pipeline.async_rollouts=true"]).pipeline.async_rollouts is True  # rft: no ratio
+    assert load_config(None, ["pipeline.async_rollouts=true", "learner.algorithm=grpo"]).learner.tis is True
+    with pytest.raises(ConfigError, match=r"learner.tis=true"):
+        load_config(None, ["pipeline.async_rollouts=true", "learner.algorithm=reinforce", "learner.tis=false"])
+    with pytest.raises(ConfigError, match="mode=self_improve"):
+        load_config(None, ["pipeline.async_rollouts=true", "mode=distill", "model.teacher_path=/t"])
+
+
 def test_roles_may_sample_at_different_temperatures():
     # each trajectory carries its own temperature, so ratio-based algorithms accept mixed roles
     mixed = ["challenger.reward=kept", "challenger.sampling.temperature=0.7", "executor.sampling.temperature=1.1"]

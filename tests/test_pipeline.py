@@ -146,6 +146,57 @@ def test_kill_9_during_rollouts_and_training_then_resume(tmp_path, heldout):
     assert train["trajectories"] == expected + 2 and 0.0 <= train["reward/challenger"] <= 1.0, train
 
 
+def test_async_rollouts_overlap_training_stay_one_version_behind_and_resume_after_kill_9(tmp_path, heldout):
+    """pipeline.async_rollouts: iteration 1's proposals are written while iteration 0 trains (the kill -9 comes
+    then); the rerun resumes, overlaps iteration 2's generation with iteration 1's training, and every iteration
+    after the first trains on rollouts of the weights one version back."""
+    run_dir = tmp_path / "run"
+    args = [*_overrides(run_dir, heldout), "iterations=3", "eval.every=0", "pipeline.async_rollouts=true"]
+    args += ["challenger.reward=kept"]  # iterations 1 and 2 train on their challenger episodes
+    expected = len(GOOD) * SAMPLES
+    metrics_path = run_dir / "metrics.jsonl"
+
+    # 1. kill -9 once iteration 1's proposals are done while iteration 0's training is not
+    proc = _start(args, tmp_path / "run1.log")
+    _wait_for(lambda: "iter_1/propose" in _state(run_dir)["done"], proc, 900, tmp_path / "run1.log")
+    assert "iter_0/train" not in _state(run_dir)["done"], "training ended first: nothing overlapped"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not [m for m in _lines(metrics_path) if m["stage"] == "train"]
+    ahead = _lines(run_dir / "iter_001" / "proposals.jsonl")
+    assert len(ahead) == 2 and all(r["trajectory"]["weight_version"] == 0 for r in ahead), ahead
+
+    # 2. rerun to the end
+    proc = _start(args, tmp_path / "run2.log")
+    assert proc.wait(timeout=1500) == 0, (tmp_path / "run2.log").read_text()[-4000:]
+    state = _state(run_dir)
+    stages = [f"iter_{i}/{name}" for i in range(3) for name in ("propose", "check", "solve", "train")]
+    for stage in ("eval_before", *stages, "eval_iter_002"):
+        assert state["done"].count(stage) == 1, (stage, state["done"])
+    ids = [r["id"] for r in _lines(run_dir / "iter_000" / "rollouts.jsonl")]
+    assert len(ids) == len(set(ids)) == expected
+    assert [r["id"] for r in _lines(run_dir / "iter_001" / "proposals.jsonl")] == [r["id"] for r in ahead]
+
+    metrics = _lines(metrics_path)
+    trains = {m["iteration"]: m for m in metrics if m["stage"] == "train"}
+    assert trains[0]["staleness"] == {"0": expected + 2}, trains[0]  # sampled by the weights it trains
+    for iteration in (1, 2):  # sampled by version i-1 while the learner held version i
+        assert set(trains[iteration]["staleness"]) == {"1"} and trains[iteration]["trajectories"] >= 2, trains
+    assert all("deferred" in trains[i]["sync"] for i in (0, 1)) and trains[2]["sync"]["version"] == 3, trains
+    syncs = {m["iteration"]: m for m in metrics if m["stage"] == "sync"}
+    # iteration 0's weights went nowhere (the rerun had no engine up yet: they start on them), iteration 1's
+    # into the engines once iteration 2's generation was done
+    assert sorted(syncs) == [0, 1] and "skipped" in syncs[0] and syncs[1]["version"] == 2, syncs
+    spans = {}
+    for m in metrics:
+        if m["stage"] == "timing":
+            for name, began in m["began"].items():
+                spans[(m["iteration"], name)] = (began, began + m["seconds"][name])
+    train_1, propose_2, sync_1 = spans[(1, "train")], spans[(2, "propose")], spans[(1, "sync")]
+    assert train_1[0] - 1.0 <= propose_2[0] < train_1[1], spans  # (1 s: the training thread's first line may lag)
+    assert sync_1[0] >= max(train_1[1], spans[(2, "solve")][1]) - 0.01, spans
+
+
 def test_ray_job_submit_runs_task_generation_on_a_cluster(tmp_path, heldout):
     port, dash, agent_http, agent_grpc, metrics, runtime_env = _free_ports(6)
     # A throwaway local cluster: no auth token (real clusters keep Ray's token auth; see the README).
