@@ -25,6 +25,9 @@ import sys
 import tempfile
 import time
 
+EXAMPLES = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "tasks_calculation.jsonl"
+)
 GENERATION = ("propose", "check", "solve")
 TRAINING = ("train",)
 
@@ -36,14 +39,19 @@ def overrides(run_dir: str, iterations: int, proposals: int, async_rollouts: boo
         "envs=[{name: calculation, env_config: {domain: trade_calculator}}]",
         f"challenger.tasks_per_iteration={proposals}",
         "challenger.explore_turns=1",
-        "challenger.max_tokens=64",
-        "challenger.sampling.max_tokens=48",
+        "challenger.max_tokens=96",
+        "challenger.sampling.max_tokens=64",
         "challenger.reward=kept",
         "executor.concurrency=4",
         "learner.algorithm=rft",
         "learner.failure_weight=1.0",
         "engine.max_model_len=4096",
         "engine.cpu_kvcache_space_gb=0.5",
+        # evaluation before the loop starts the engines (the loop's time is measured without their start-up);
+        # one held-out task, a few tokens
+        f"eval.heldout_tasks={EXAMPLES}",
+        "eval.max_tasks=1",
+        "eval.sampling.max_tokens=8",
         "eval.every=0",
         "tracking.backends=[]",
         "ray.num_cpus=2",
@@ -51,17 +59,28 @@ def overrides(run_dir: str, iterations: int, proposals: int, async_rollouts: boo
     ]
 
 
-def spans(run_dir: str, names: tuple[str, ...]) -> list[tuple[float, float]]:
-    out = []
+def read_spans(run_dir: str) -> dict[tuple[int, str], tuple[float, float]]:
+    """(iteration, stage) -> (began, ended), from the "timing" records. A train stage that synced the weights
+    itself (the sequential mode) ends where its sync began: the sync is counted outside training in both modes."""
+    rows = []
     with open(os.path.join(run_dir, "metrics.jsonl"), encoding="utf-8") as handle:
-        for line in handle:
-            row = json.loads(line)
-            if row.get("stage") != "timing":
-                continue
+        rows = [json.loads(line) for line in handle]
+    out = {}
+    for row in rows:
+        if row.get("stage") == "timing":
             for name, began in row["began"].items():
-                if name in names:
-                    out.append((began, began + row["seconds"][name]))
-    return sorted(out)
+                out[(row["iteration"], name)] = (began, began + row["seconds"][name])
+    for row in rows:
+        synced = row.get("sync") if row.get("stage") == "train" else None
+        if isinstance(synced, dict) and "total_s" in synced and (row["iteration"], "train") in out:
+            began, ended = out[(row["iteration"], "train")]
+            out[(row["iteration"], "train")] = (began, ended - synced["total_s"])
+            out[(row["iteration"], "sync")] = (ended - synced["total_s"], ended)
+    return out
+
+
+def spans(all_spans: dict, names: tuple[str, ...]) -> list[tuple[float, float]]:
+    return sorted(span for (_, name), span in all_spans.items() if name in names)
 
 
 def union(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -83,10 +102,11 @@ def intersection(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> 
 
 
 def measure(run_dir: str, iterations: int) -> dict:
-    generation = union(spans(run_dir, GENERATION))
-    training = union(spans(run_dir, TRAINING))
-    loop_end = max(end for _, end in spans(run_dir, (*TRAINING, "sync")))
-    loop_start = generation[0][0]
+    all_spans = read_spans(run_dir)
+    generation = union(spans(all_spans, GENERATION))
+    training = union(spans(all_spans, TRAINING))
+    loop_start = generation[0][0]  # after eval_before, which started the engines
+    loop_end = max(end for (_, name), (_, end) in all_spans.items() if name in ("train", "sync"))
     wall = loop_end - loop_start
     covered = length(union(generation + training))
     return {
@@ -120,7 +140,7 @@ def run_mode(mode: str, args, root: str) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=4)
-    parser.add_argument("--proposals", type=int, default=8, help="challenger episodes per iteration")
+    parser.add_argument("--proposals", type=int, default=16, help="challenger episodes per iteration")
     parser.add_argument("--modes", default="sequential,async")
     parser.add_argument("--keep", default="", help="folder for the run dirs and logs (default: a temporary one)")
     args = parser.parse_args(argv)
