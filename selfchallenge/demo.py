@@ -71,6 +71,23 @@ def covered_heldout(run_dir: str, heldout_path: str, label: str) -> dict:
     )
 
 
+def heldout_leaks(run_dir: str, heldout_path: str) -> dict:
+    """Held-out tasks that the loop also wrote and kept, as the same instance (the normalised question and its
+    given values): the warm start's are excluded when the held-out set is built, the loop's can only be counted
+    afterwards. Any such task measures recall of a training task, not transfer."""
+    from .tasks.dedup import instruction_key
+    from .tasks.record import load_tasks
+
+    def task_key(task) -> tuple:
+        return *instruction_key(task), json.dumps(task.env_config.get("inputs"), sort_keys=True)
+
+    kept = set()
+    for path in sorted(glob.glob(os.path.join(run_dir, "iter_*", "tasks_kept.jsonl"))):
+        kept.update(task_key(task) for task in load_tasks(path))
+    heldout = [task_key(task) for task in load_tasks(heldout_path)]
+    return {"heldout": len(heldout), "kept_instances": len(kept), "equal_to_kept": sum(key in kept for key in heldout)}
+
+
 def _spread(values: list[float]) -> dict:
     return {
         "mean": round(statistics.fmean(values), 4),
@@ -132,13 +149,15 @@ def run_demo(config: str | None, overrides: list[str], seeds: list[int], out: st
                     "before": covered_heldout(cfg.run_dir, heldout, "before"),
                     "after": covered_heldout(cfg.run_dir, heldout, last),
                 },
+                "heldout_leaks": heldout_leaks(cfg.run_dir, heldout),
                 "report": report,
             }
         )
         mix = [per_seed[-1]["by_coverage"][when]["kept_mix"] for when in ("before", "after")]
         print(
             f"[demo] seed {seed}: held-out pass@1 {per_seed[-1]['before']:.3f} -> {per_seed[-1]['after']:.3f}; "
-            f"on the question mix of the kept tasks {mix[0]} -> {mix[1]}"
+            f"on the question mix of the kept tasks {mix[0]} -> {mix[1]}; held-out tasks the loop also kept: "
+            f"{per_seed[-1]['heldout_leaks']['equal_to_kept']} of {per_seed[-1]['heldout_leaks']['heldout']}"
         )
     summary = summarize(per_seed)
     os.makedirs(out, exist_ok=True)

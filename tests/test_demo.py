@@ -10,7 +10,7 @@ import os
 import pytest
 
 from selfchallenge.config import ConfigError
-from selfchallenge.demo import covered_heldout, run_demo, summarize
+from selfchallenge.demo import covered_heldout, heldout_leaks, run_demo, summarize
 from selfchallenge.tasks.record import CaTTask, save_tasks_jsonl, write_jsonl
 
 pytestmark = pytest.mark.docker
@@ -50,6 +50,21 @@ def test_kept_mix_weights_heldout_questions_by_how_often_the_loop_trained_on_the
         "kept_mix": 0.5625,
         "kept_mix_tasks": 4,
     }
+
+
+def test_heldout_leaks_count_heldout_instances_the_loop_kept(tmp_path):
+    def task(task_id, instruction, inputs):
+        return CaTTask(
+            task_id, "calculation", {"inputs": inputs}, instruction, "def verify(): return True", "a = 1", []
+        )
+
+    heldout = [task("h1", "Convert A", {"x": 1}), task("h2", "Convert A", {"x": 2}), task("h3", "Tariff", {"x": 1})]
+    save_tasks_jsonl(str(tmp_path / "heldout.jsonl"), heldout)
+    # the same question and values (other id, other spacing) is a leak; the same question with other values is not
+    save_tasks_jsonl(str(tmp_path / "iter_000" / "tasks_kept.jsonl"), [task("k1", "Convert  A", {"x": 2})])
+    save_tasks_jsonl(str(tmp_path / "iter_001" / "tasks_kept.jsonl"), [task("k2", "Tariff", {"x": 5})])
+    leaks = heldout_leaks(str(tmp_path), str(tmp_path / "heldout.jsonl"))
+    assert leaks == {"heldout": 3, "kept_instances": 2, "equal_to_kept": 1}
 
 
 @pytest.mark.timeout(2700)  # ~13-17 min on an idle 2-core VM; twice that when the machine is shared
