@@ -112,6 +112,7 @@ class TimedSandbox:
         self.sandbox = sandbox
         self.calls: Counter = Counter()
         self.seconds = 0.0
+        self.seconds_by_call: Counter = Counter()
 
     def __getattr__(self, name: str):
         method = getattr(self.sandbox, name)
@@ -122,6 +123,7 @@ class TimedSandbox:
                 return await method(*args, **kwargs)
             finally:
                 self.seconds += time.monotonic() - begin
+                self.seconds_by_call[name] += time.monotonic() - begin
                 self.calls[name] += 1
 
         return timed
@@ -240,6 +242,9 @@ def mode_summary(concurrency: int, trajectories: list[Trajectory], seconds: floa
         "engine_wait_s": round(policy.seconds, 2),  # summed over episodes (exceeds `seconds` when concurrent)
         "sandbox_calls": sum(sandbox.calls.values()),
         "sandbox_wait_s": round(sandbox.seconds, 2),
+        "sandbox_by_call": {  # per method: calls and summed seconds
+            name: [count, round(sandbox.seconds_by_call[name], 2)] for name, count in sorted(sandbox.calls.items())
+        },
     }
 
 
@@ -314,8 +319,11 @@ def run_benchmark(args, items, chat, model_path: str, concurrency: int) -> dict:
         print(f"engine ready in {engine_start_s:.1f} s; warming {concurrency} sandbox session workers", flush=True)
         sandbox = RaySandbox(sandbox_actor)
 
-        async def warm() -> None:  # start one session container per slot, so neither mode pays container starts
-            sessions = await asyncio.gather(*(sandbox.open_session("calculation", {}) for _ in range(concurrency)))
+        async def warm() -> None:
+            # One session per slot on the tasks' own environment: every container is started and has built that
+            # world once (a worker's first session of an env_config builds it), so neither mode pays for either.
+            env, env_config = items[0][0].env, items[0][0].env_config
+            sessions = await asyncio.gather(*(sandbox.open_session(env, env_config) for _ in range(concurrency)))
             await asyncio.gather(*(sandbox.close_session(session) for session in sessions))
 
         asyncio.run(warm())
