@@ -62,7 +62,6 @@ def overrides(run_dir: str, iterations: int, proposals: int, async_rollouts: boo
 def read_spans(run_dir: str) -> dict[tuple[int, str], tuple[float, float]]:
     """(iteration, stage) -> (began, ended), from the "timing" records. A train stage that synced the weights
     itself (the sequential mode) ends where its sync began: the sync is counted outside training in both modes."""
-    rows = []
     with open(os.path.join(run_dir, "metrics.jsonl"), encoding="utf-8") as handle:
         rows = [json.loads(line) for line in handle]
     out = {}

@@ -338,8 +338,7 @@ def stage_train(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
             "recorded checkpoint (the trajectories are kept)"
         ) from exc
     if sync:
-        rt.model_path = hf  # engines started later (e.g. the student's, in distill mode) load the new weights
-        synced = rt.sync_weights(iteration + 1)
+        synced = _push_weights(rt, hf, iteration)
     else:
         synced = {"deferred": "pipeline.async_rollouts: after the generation this training overlaps (stage sync)"}
     values = {**metrics, "train_s": round(train_s, 2), "staleness": dict(staleness), "sync": synced}
@@ -354,9 +353,14 @@ def stage_train(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
 def finish_train_sync(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLogger, hf: str) -> None:
     """The deferred half of stage_train(sync=False), once the engines are idle: the new weights into them, then
     the older checkpoints go (not before: an engine started meanwhile loaded the previous export)."""
-    rt.model_path = hf
-    log.log(iteration, "sync", rt.sync_weights(iteration + 1))
+    log.log(iteration, "sync", _push_weights(rt, hf, iteration))
     prune_checkpoints(os.path.join(run.path, "checkpoints"), cfg.checkpoint.keep_last)
+
+
+def _push_weights(rt, hf: str, iteration: int) -> dict:
+    """Iteration `iteration`'s weights (exported at `hf`) into the running engines, as version iteration + 1."""
+    rt.model_path = hf  # engines started later (e.g. the student's, in distill mode) load the new weights
+    return rt.sync_weights(iteration + 1)
 
 
 def prune_checkpoints(folder: str, keep_last: int) -> list[str]:
@@ -478,12 +482,11 @@ def _run_stages(cfg: RunConfig, run: RunDir, log: MetricsLogger, stages) -> None
         for iteration in range(cfg.iterations):
             _generate(cfg, run, rt, iteration, log, stages)  # nothing left to do when it overlapped the last training
             ahead = iteration + 1 if cfg.pipeline.async_rollouts and iteration + 1 < cfg.iterations else None
-            if "train" not in stages or run.done(f"iter_{iteration}/train"):
-                pass
-            elif ahead is None:
-                _timed(log, iteration, "train", stage_train, cfg, run, rt, iteration, log)
-            else:
-                _train_while_generating(cfg, run, rt, iteration, log, stages, ahead)
+            if "train" in stages and not run.done(f"iter_{iteration}/train"):
+                if ahead is None:
+                    _timed(log, iteration, "train", stage_train, cfg, run, rt, iteration, log)
+                else:
+                    _train_while_generating(cfg, run, rt, iteration, log, stages, ahead)
             due = cfg.eval.every and (iteration + 1) % cfg.eval.every == 0
             if eval_items and (due or iteration == cfg.iterations - 1) and not run.done(f"eval_iter_{iteration:03d}"):
                 _timed(log, iteration, "eval", stage_eval, cfg, run, rt, iteration, log, eval_items)
