@@ -184,9 +184,11 @@ def test_async_rollouts_overlap_training_stay_one_version_behind_and_resume_afte
         assert set(trains[iteration]["staleness"]) == {"1"} and trains[iteration]["trajectories"] >= 2, trains
     assert all("deferred" in trains[i]["sync"] for i in (0, 1)) and trains[2]["sync"]["version"] == 3, trains
     syncs = {m["iteration"]: m for m in metrics if m["stage"] == "sync"}
-    # iteration 0's weights went nowhere (the rerun had no engine up yet: they start on them), iteration 1's
-    # into the engines once iteration 2's generation was done
-    assert sorted(syncs) == [0, 1] and "skipped" in syncs[0] and syncs[1]["version"] == 2, syncs
+    # iteration 0's weights went into the engines if the rerun had started them (its share of iteration 1's
+    # generation, depending on where the kill fell, may not need them: then they start on those weights);
+    # iteration 1's went in once iteration 2's generation was done
+    assert sorted(syncs) == [0, 1] and syncs[1]["version"] == 2, syncs
+    assert syncs[0].get("version") == 1 or syncs[0].get("skipped") == "no engine running", syncs
     spans = {}
     for m in metrics:
         if m["stage"] == "timing":
