@@ -17,6 +17,7 @@ from selfchallenge.rollout.sandbox_client import LocalSandbox
 from selfchallenge.tasks.parser import format_task
 from selfchallenge.tasks.record import load_tasks
 from selfchallenge.warmstart import FLAWS, GENERATOR_DOMAINS, WarmstartConfig, build_heldout, generate_tasks
+from selfchallenge.warmstart.families import FAMILY_NAMES, TRADE_WORDINGS
 from selfchallenge.warmstart.generators import FAMILIES, assemble
 from selfchallenge.warmstart.recipe import load_options, run_settings, task_key, training_tasks, warmstart
 from selfchallenge.warmstart.transcripts import (
@@ -77,6 +78,35 @@ def test_generators_are_deterministic_and_heldout_never_overlaps_training(tmp_pa
     # the held-out stream without exclusions shares tasks with training: the exclusion is doing work
     unfiltered = {task_key(g.task) for g in generate_tasks(2000, seed=5 + 10_000, domains=["trade_calculator"])}
     assert unfiltered & training
+
+
+def test_executor_families_split_the_heldout_set_into_transfer_and_retention(tmp_path):
+    assert {g.family for g in generate_tasks(200, seed=3, domains=GENERATOR_DOMAINS)} == {
+        name for domain in GENERATOR_DOMAINS for name in FAMILY_NAMES[domain]
+    }
+    # several wordings per trade question: neither role can succeed by memorising one string
+    tariff = [g.task.instruction for g in generate_tasks(60, seed=3) if g.family == "trade_tariff"]
+    assert len(set(tariff)) == len(TRADE_WORDINGS["trade_tariff"]) > 1
+    seen = ["trade_convert", "trade_highest"]
+    options = WarmstartConfig(seed=2, challenger_transcripts=60, executor_transcripts=20, executor_families=seen)
+    trade = RunConfig(envs=[EnvSpec(env_config={"domain": "trade_calculator"})])
+    settings = run_settings(trade, options)
+    challenger, executor = training_tasks(options, settings)
+    assert {g.family for g in executor} == set(seen)  # the executor's transcripts: only its families
+    assert {g.family for g in challenger} == set(FAMILY_NAMES["trade_calculator"])  # the challenger's: all of them
+    exclude = [task_key(g.task) for g in challenger + executor]
+    heldout = build_heldout(str(tmp_path / "h.jsonl"), 40, 2, settings.domains, exclude, settings.executor_families)
+    splits = {t.provenance["generator"]: t.provenance["split"] for t in load_tasks(str(tmp_path / "h.jsonl"))}
+    assert set(splits.values()) == {"transfer", "retention"} and len(heldout) == 40
+    assert all((split == "retention") == (family in seen) for family, split in splits.items())
+    # no executor_families: every held-out task is retention, and the executor stream is the unfiltered one
+    everything = WarmstartConfig(seed=2, challenger_transcripts=60, executor_transcripts=20)
+    _, unfiltered = training_tasks(everything, run_settings(trade, everything))
+    assert len({g.family for g in unfiltered}) > 2
+    plain = build_heldout(str(tmp_path / "p.jsonl"), 10, 2, settings.domains, exclude)
+    assert {t.provenance["split"] for t in plain} == {"retention"}
+    with pytest.raises(ConfigError, match=r"warmstart.executor_families has \['decoder_hex'\].*trade_tariff"):
+        run_settings(trade, WarmstartConfig(executor_families=["decoder_hex"]))
 
 
 def _sampled_tokens(trajectory) -> list[int]:

@@ -58,11 +58,50 @@ def _tariff(rng: random.Random) -> int:
     return rng.randrange(2, 16)
 
 
+# Several wordings per trade question (the first is the one the families had alone until recipe version 3), so that
+# neither role can succeed by memorising one string; each names the same inputs.
+TRADE_WORDINGS = {
+    "trade_convert": (
+        "Convert the price at the conversion rate. What is the converted price?",
+        "What is the price worth once converted at the rate?",
+        "Apply the conversion rate to the price. How much is it after conversion?",
+    ),
+    "trade_tariff": (
+        "How much is the tariff on the price, at the tariff rate in percent?",
+        "The tariff rate is in percent. What tariff is due on the price?",
+        "Work out the tariff owed on the price given the tariff rate in percent.",
+    ),
+    "trade_final_value": (
+        "Convert the price at the rate, then add the tariff (tariff rate in percent) on the converted price. "
+        "What is the final value?",
+        "What is the final value of the price converted at the rate, with the tariff (tariff rate in percent) on "
+        "the converted price added?",
+        "After converting the price at the rate and adding the tariff at the tariff rate in percent on the "
+        "converted price, what is the final value?",
+    ),
+    "trade_highest": (
+        "Which is the highest of the three offers a, b and c?",
+        "Of the offers a, b and c, which one is the largest?",
+        "Give the highest offer among a, b and c.",
+    ),
+    "trade_lowest": (
+        "Which is the lowest of the three offers a, b and c?",
+        "Of the offers a, b and c, which one is the smallest?",
+        "Give the lowest offer among a, b and c.",
+    ),
+    "trade_cheaper_route": (
+        "Route a converts price_a at rate_a and route b converts price_b at rate_b. What is the lower converted price?",
+        "Which route is cheaper once converted: price_a at rate_a, or price_b at rate_b? Give its converted price.",
+        "Convert price_a at rate_a and price_b at rate_b, and give the smaller of the two converted prices.",
+    ),
+}
+
+
 def trade_convert(rng: random.Random) -> Spec:
     return Spec(
         "trade_convert",
         TRADE,
-        "Convert the price at the conversion rate. What is the converted price?",
+        rng.choice(TRADE_WORDINGS["trade_convert"]),
         {"price": _price(rng), "rate": _rate(rng)},
         ["answer = convert_currency(price, rate)"],
         [["answer = price"], ["answer = convert_currency(price, 1 / rate)"], ["answer = price + rate"]],
@@ -75,7 +114,7 @@ def trade_tariff(rng: random.Random) -> Spec:
     return Spec(
         "trade_tariff",
         TRADE,
-        "How much is the tariff on the price, at the tariff rate in percent?",
+        rng.choice(TRADE_WORDINGS["trade_tariff"]),
         {"price": _price(rng), "tariff_rate": _tariff(rng)},
         ["answer = calculate_tariff(price, tariff_rate)"],
         [["answer = calculate_tariff(price, tariff_rate / 100)"], ["answer = price * tariff_rate"], ["answer = price"]],
@@ -88,8 +127,7 @@ def trade_final_value(rng: random.Random) -> Spec:
     return Spec(
         "trade_final_value",
         TRADE,
-        "Convert the price at the rate, then add the tariff (tariff rate in percent) on the converted price. "
-        "What is the final value?",
+        rng.choice(TRADE_WORDINGS["trade_final_value"]),
         {"price": _price(rng), "rate": _rate(rng), "tariff_rate": _tariff(rng)},
         [
             "converted = convert_currency(price, rate)",
@@ -117,7 +155,7 @@ def trade_extreme(rng: random.Random) -> Spec:
     return Spec(
         f"trade_{word}",
         TRADE,
-        f"Which is the {word} of the three offers a, b and c?",
+        rng.choice(TRADE_WORDINGS[f"trade_{word}"]),
         {"a": a, "b": b, "c": c},
         [f"answer = {tool}(a, b, c)"],
         [[f"answer = {wrong}(a, b, c)"], ["answer = a + b + c"], ["answer = (a + b + c) / 3"]],
@@ -134,7 +172,7 @@ def trade_cheaper_route(rng: random.Random) -> Spec:
     return Spec(
         "trade_cheaper_route",
         TRADE,
-        "Route a converts price_a at rate_a and route b converts price_b at rate_b. What is the lower converted price?",
+        rng.choice(TRADE_WORDINGS["trade_cheaper_route"]),
         inputs,
         ["answer = find_minimum(convert_currency(price_a, rate_a), convert_currency(price_b, rate_b))"],
         [
@@ -266,4 +304,10 @@ FAMILIES: dict[str, list[Callable[[random.Random], Spec]]] = {
     TRADE: [trade_convert, trade_tariff, trade_final_value, trade_extreme, trade_cheaper_route],
     DECODER: [decoder_hex, decoder_reverse, decoder_caesar, decoder_hex_reverse, decoder_length],
     DNA: [dna_transcribe, dna_count, dna_reverse_transcribe],
+}
+# the `Spec.family` names each domain's families write (trade_extreme writes two)
+FAMILY_NAMES: dict[str, tuple[str, ...]] = {
+    TRADE: tuple(TRADE_WORDINGS),
+    DECODER: tuple(f.__name__ for f in FAMILIES[DECODER]),
+    DNA: tuple(f.__name__ for f in FAMILIES[DNA]),
 }

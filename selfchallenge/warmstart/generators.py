@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from ..envs.calculation.tools import PURE_TOOLS
 from ..tasks.record import CaTTask, instance_key, task_id
-from .families import DECODER, DNA, FAMILIES, TRADE, Spec
+from .families import DECODER, DNA, FAMILIES, FAMILY_NAMES, TRADE, Spec
 
 GENERATOR_DOMAINS = (TRADE, DECODER, DNA)
 
@@ -189,17 +189,26 @@ def generate_tasks(
     domains: tuple[str, ...] | list[str] = (TRADE,),
     flawed_rate: float = 0.0,
     max_failure_cases: int = 3,
+    families: list[str] | tuple[str, ...] | None = None,
 ) -> list[GeneratedTask]:
     """`n` tasks drawn from the families of `domains` (round robin over domains, random family), a fraction
-    `flawed_rate` of them flawed (kinds in turn). Deterministic in (n, seed, domains, flawed_rate); every
-    (instruction, inputs) pair is distinct."""
+    `flawed_rate` of them flawed (kinds in turn); `families` (names of FAMILY_NAMES), when given, keeps only
+    tasks of those families. Deterministic in all arguments; every (instruction, inputs) pair is distinct."""
     unknown = [d for d in domains if d not in FAMILIES]
     if unknown or not domains:
         raise ValueError(f"unknown or no generator domain(s) {unknown}; choose from {list(FAMILIES)}")
+    allowed = None if families is None else set(families)
+    if allowed is not None:
+        known = {name for d in domains for name in FAMILY_NAMES[d]}
+        if not allowed or allowed - known:
+            raise ValueError(f"families {sorted(allowed - known)} are not families of {list(domains)}: {sorted(known)}")
+        domains = [d for d in domains if allowed & set(FAMILY_NAMES[d])]
     rng = random.Random(f"warmstart-tasks-{seed}")
 
-    def propose(count: int, _attempt: int) -> tuple[str, Spec]:
+    def propose(count: int, _attempt: int) -> tuple[str, Spec] | None:
         spec = rng.choice(FAMILIES[domains[count % len(domains)]])(rng)
+        if allowed is not None and spec.family not in allowed:
+            return None
         return instance_key(spec.instruction, spec.inputs), spec
 
     return draw_distinct(

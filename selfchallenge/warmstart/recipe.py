@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from .. import logs
 from ..config import ConfigError, LearnerConfig, RunConfig, SandboxConfig
 from ..tasks.record import CaTTask, instance_key, save_tasks_jsonl
+from .families import FAMILY_NAMES
 from .families_tau import AIRLINE_FAMILIES, RETAIL_FAMILIES
 from .families_web import FAMILIES as WEB_FAMILIES
 from .generators import GENERATOR_DOMAINS, TRADE, GeneratedTask, generate_tasks
@@ -42,7 +43,7 @@ from .transcripts import TranscriptBudget, challenger_transcripts, executor_tran
 
 WORLD_FAMILIES = {"web_browsing": WEB_FAMILIES, "retail": RETAIL_FAMILIES, "airline": AIRLINE_FAMILIES}
 
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3  # 3: several wordings per trade question; executor_families
 HELDOUT_SEED_OFFSET = 10_000
 SEED_TASKS_SEED_OFFSET = 20_000
 EXECUTOR_SEED_OFFSET = 1
@@ -67,6 +68,10 @@ class WarmstartConfig:
     flawed_rate: float = 0.2  # fraction of challenger transcripts that write a flawed task
     failure_cases: int = 2  # per generated task (2-3): fewer keeps the challenger's task turn short
     executor_transcripts: int = 12
+    # calculation families the executor transcripts are drawn from (names of families.FAMILY_NAMES); empty = every
+    # family. The challenger transcripts always cover every family, so the challenger can write (and the filter
+    # check) tasks of families the executor never saw: the held-out tasks of those are the "transfer" split.
+    executor_families: list[str] = field(default_factory=list)
     # SFT (learner.algorithm = sft). 10 epochs, not 6: after 6 the sampled challenger garbles most tasks (seed 2
     # kept 1-4 of 48 proposals, nearly all one question) and training on the few it keeps pulls the other
     # questions down; after 10 it keeps ~25 of 48 over 5-6 question types (docs/demo.md)
@@ -90,6 +95,7 @@ class RunSettings:
     """What the warm start takes from the run config."""
 
     domains: list[str]  # calculation generator domains (empty: calculation is not warm-started)
+    executor_families: list[str]  # calculation families of the executor transcripts (empty: all)
     worlds: list[tuple[str, dict]]  # (environment, env_config) of each other environment warm-started
     explore_turns: int
     budget: TranscriptBudget
@@ -123,6 +129,13 @@ def run_settings(run_cfg: RunConfig | None, options: WarmstartConfig) -> RunSett
     unknown = [d for d in domains if d not in GENERATOR_DOMAINS]
     if unknown:
         raise ConfigError(f"warmstart.domains has {unknown}; choose from {list(GENERATOR_DOMAINS)}")
+    known = [name for domain in domains for name in FAMILY_NAMES[domain]]
+    unknown = [name for name in options.executor_families if name not in known]
+    if unknown:
+        raise ConfigError(
+            f"warmstart.executor_families has {unknown}, which are not task families of the warm-started "
+            f"calculation domains {domains}; choose from {known} (or leave it empty for every family)"
+        )
     budget = TranscriptBudget(
         explore_turns=run_cfg.challenger.explore_turns,
         challenger_max_tokens=run_cfg.engine.max_model_len,
@@ -131,7 +144,12 @@ def run_settings(run_cfg: RunConfig | None, options: WarmstartConfig) -> RunSett
         executor_max_turns=run_cfg.executor.max_turns,
     )
     return RunSettings(
-        sorted(set(domains), key=domains.index), worlds, run_cfg.challenger.explore_turns, budget, run_cfg.sandbox
+        sorted(set(domains), key=domains.index),
+        list(options.executor_families),
+        worlds,
+        run_cfg.challenger.explore_turns,
+        budget,
+        run_cfg.sandbox,
     )
 
 
@@ -156,7 +174,7 @@ def training_tasks(options: WarmstartConfig, settings: RunSettings) -> tuple[lis
         )
         executor += generate_tasks(
             options.executor_transcripts, options.seed + EXECUTOR_SEED_OFFSET, settings.domains, 0.0,
-            options.failure_cases,
+            options.failure_cases, settings.executor_families or None,
         )  # fmt: skip
     for name, env_config in settings.worlds:
         families = WORLD_FAMILIES[name]
@@ -195,10 +213,18 @@ def task_key(task: CaTTask) -> str:
 
 
 def build_heldout(
-    path: str, n: int, seed: int, domains: list[str] | tuple[str, ...] = (TRADE,), exclude=()
+    path: str,
+    n: int,
+    seed: int,
+    domains: list[str] | tuple[str, ...] = (TRADE,),
+    exclude=(),
+    executor_families: list[str] | tuple[str, ...] = (),
 ) -> list[CaTTask]:
     """Write `n` good generated tasks (seed stream seed + 10_000) to the JSONL `path`; none of their
-    (instruction, inputs) pairs is in `exclude` (the training tasks, as `task_key`s). Returns the tasks."""
+    (instruction, inputs) pairs is in `exclude` (the training tasks, as `task_key`s). Each task's
+    `provenance["split"]` says what it measures: "transfer" when its family is not one of `executor_families`
+    (the executor was never shown one), "retention" otherwise (a family it was shown, a new instance). Returns
+    the tasks."""
     excluded = set(exclude)
     pool = generate_tasks(3 * n + len(excluded), seed + HELDOUT_SEED_OFFSET, domains, 0.0) if n else []
     chosen = [g.task for g in pool if task_key(g.task) not in excluded][:n]
@@ -206,7 +232,9 @@ def build_heldout(
         raise ValueError(f"only {len(chosen)} held-out tasks differ from the training set; ask for fewer than {n}")
     assert not {task_key(t) for t in chosen} & excluded, "held-out tasks overlap the training set"
     for task in chosen:
-        task.provenance = {**task.provenance, "heldout": True, "seed": seed + HELDOUT_SEED_OFFSET}
+        family = task.provenance.get("generator")
+        split = "transfer" if executor_families and family not in executor_families else "retention"
+        task.provenance = {**task.provenance, "heldout": True, "seed": seed + HELDOUT_SEED_OFFSET, "split": split}
     save_tasks_jsonl(path, chosen)
     return chosen
 
@@ -402,8 +430,9 @@ def _build(options: WarmstartConfig, out_dir: str, settings: RunSettings, digest
     if options.heldout_tasks and settings.domains:
         exclude = [task_key(t.task) for t in challenger_tasks + executor_tasks]
         build_heldout(
-            os.path.join(out_dir, "heldout.jsonl"), options.heldout_tasks, options.seed, settings.domains, exclude
-        )
+            os.path.join(out_dir, "heldout.jsonl"), options.heldout_tasks, options.seed, settings.domains, exclude,
+            settings.executor_families,
+        )  # fmt: skip
     timings["total_s"] = round(time.monotonic() - begin, 1)
     marker = {
         "recipe_hash": digest,
