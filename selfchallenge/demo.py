@@ -7,8 +7,9 @@ writes the seed's held-out set (generator stream seed + 10_000, disjoint from al
 loop of RUN_CONFIG (default ray_jobs/configs/demo.yaml) with `model.path` = the warm-started model,
 `eval.heldout_tasks` = its held-out set and `seed` = the seed. Nothing in the loop reads the held-out set except
 the evaluation stage. Each seed's run directory has the usual report (yield funnel, reward curve, evaluations);
-`<out>/summary.json` collects held-out Pass@1 before/after per seed with mean and spread, and is printed as the
-final JSON line. Rerunning resumes: finished warm starts and finished runs are reused.
+`<out>/summary.json` collects held-out Pass@1 before/after per seed with mean and spread, overall and per split
+(`by_split`: "transfer" = task families the executor's warm start never showed it, "retention" = families it was
+shown, new instances; DEMO_WARMSTART), and is printed as the final JSON line. Rerunning resumes: finished warm starts and finished runs are reused.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ from .config import ConfigError, load_config
 from .tracking import read_metrics
 
 DEFAULT_CONFIG = "demo.yaml"
+# The executor's warm start sees four of the six trade questions; the challenger's sees all six. The held-out tasks
+# of the other two (tariff, cheaper route: tools the executor has used, mappings it has not) are the transfer split.
+# Applied with the default config only; a user's own warmstart.executor_families wins.
+DEMO_WARMSTART = ["warmstart.executor_families=[trade_convert,trade_final_value,trade_highest,trade_lowest]"]
+SPLITS = ("transfer", "retention")
 
 
 def heldout_history(run_dir: str) -> list[dict]:
@@ -71,6 +77,34 @@ def covered_heldout(run_dir: str, heldout_path: str, label: str) -> dict:
     )
 
 
+def heldout_by_split(run_dir: str, heldout_path: str, label: str, field: str = "split") -> dict:
+    """{group: {pass@1, episodes, tasks}} of one evaluation (`before`, `iter_000`, ...), grouped by the held-out
+    tasks' `provenance[field]`. By default the split (recipe.build_heldout: "transfer" = a family the executor's
+    warm start never showed it, "retention" = one it showed, a new instance; both always listed, a split with no
+    tasks has pass@1 None); `field="generator"` groups by task family."""
+    from .tasks.record import load_tasks
+
+    fallback = "retention" if field == "split" else "unknown"
+    group_of = {task.id: task.provenance.get(field) or fallback for task in load_tasks(heldout_path)}
+    rewards: dict[str, list[float]] = {split: [] for split in SPLITS} if field == "split" else {}
+    tasks: dict[str, set[str]] = collections.defaultdict(set)
+    with open(os.path.join(run_dir, "eval", f"{label}.jsonl"), encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            if row.get("set") == "heldout" and row["task_id"] in group_of:
+                group = group_of[row["task_id"]]
+                rewards.setdefault(group, []).append(float(row["reward"]))
+                tasks[group].add(row["task_id"])
+    return {
+        group: {
+            "pass@1": round(statistics.fmean(values), 4) if values else None,
+            "episodes": len(values),
+            "tasks": len(tasks[group]),
+        }
+        for group, values in sorted(rewards.items(), key=lambda item: (item[0] not in SPLITS, item[0]))
+    }
+
+
 def heldout_leaks(run_dir: str, heldout_path: str) -> dict:
     """Held-out tasks that the loop also wrote and kept, as the same instance (the normalised question and its
     given values): the warm start's are excluded when the held-out set is built, the loop's can only be counted
@@ -97,14 +131,34 @@ def _spread(values: list[float]) -> dict:
     }
 
 
+def _ratio(before: list[float], after: list[float]) -> float | None:
+    return round(statistics.fmean(after) / statistics.fmean(before), 3) if any(before) else None
+
+
 def summarize(per_seed: list[dict]) -> dict:
     before = [row["before"] for row in per_seed]
     after = [row["after"] for row in per_seed]
+    by_split = {}
+    for split in SPLITS:
+        pairs = [
+            (row["by_split"]["before"][split]["pass@1"], row["by_split"]["after"][split]["pass@1"])
+            for row in per_seed
+            if row.get("by_split") and row["by_split"]["before"].get(split, {}).get("pass@1") is not None
+        ]
+        if pairs:
+            split_before, split_after = [b for b, _ in pairs], [a for _, a in pairs]
+            by_split[split] = {
+                "seeds": len(pairs),
+                "before": _spread(split_before),
+                "after": _spread(split_after),
+                "ratio_of_means": _ratio(split_before, split_after),
+            }
     return {
         "seeds": per_seed,
         "heldout_pass@1_before": _spread(before),
         "heldout_pass@1_after": _spread(after),
-        "ratio_of_means": round(statistics.fmean(after) / statistics.fmean(before), 3) if any(before) else None,
+        "ratio_of_means": _ratio(before, after),
+        "by_split": by_split,
     }
 
 
@@ -112,6 +166,7 @@ def run_demo(config: str | None, overrides: list[str], seeds: list[int], out: st
     from .pipeline import run_pipeline
     from .warmstart.recipe import load_options, warmstart
 
+    defaults = [] if config else DEMO_WARMSTART
     config = config or os.path.join(os.path.dirname(os.path.dirname(__file__)), "ray_jobs", "configs", DEFAULT_CONFIG)
     forbidden = [item for item in overrides if item.split("=", 1)[0] in ("model.path", "eval.heldout_tasks", "seed")]
     if forbidden:
@@ -122,7 +177,7 @@ def run_demo(config: str | None, overrides: list[str], seeds: list[int], out: st
     per_seed = []
     for seed in seeds:
         base = os.path.join(out, f"seed_{seed}")
-        options, run_cfg = load_options([*overrides, f"warmstart.seed={seed}"], config)
+        options, run_cfg = load_options([*defaults, *overrides, f"warmstart.seed={seed}"], config)
         model_dir = warmstart(options, os.path.join(base, "model"), run_cfg)
         heldout = os.path.join(model_dir, "heldout.jsonl")
         cfg = load_config(
@@ -149,6 +204,14 @@ def run_demo(config: str | None, overrides: list[str], seeds: list[int], out: st
                     "before": covered_heldout(cfg.run_dir, heldout, "before"),
                     "after": covered_heldout(cfg.run_dir, heldout, last),
                 },
+                "by_split": {
+                    "before": heldout_by_split(cfg.run_dir, heldout, "before"),
+                    "after": heldout_by_split(cfg.run_dir, heldout, last),
+                },
+                "by_family": {
+                    "before": heldout_by_split(cfg.run_dir, heldout, "before", "generator"),
+                    "after": heldout_by_split(cfg.run_dir, heldout, last, "generator"),
+                },
                 "heldout_leaks": heldout_leaks(cfg.run_dir, heldout),
                 "report": report,
             }
@@ -159,6 +222,14 @@ def run_demo(config: str | None, overrides: list[str], seeds: list[int], out: st
             f"on the question mix of the kept tasks {mix[0]} -> {mix[1]}; held-out tasks the loop also kept: "
             f"{per_seed[-1]['heldout_leaks']['equal_to_kept']} of {per_seed[-1]['heldout_leaks']['heldout']}"
         )
+        for split in SPLITS:
+            before, after = (per_seed[-1]["by_split"][when][split] for when in ("before", "after"))
+            if before["tasks"]:
+                print(
+                    f"[demo] seed {seed}: {split} split ({before['tasks']} held-out tasks): pass@1 "
+                    f"{before['pass@1']:.3f} -> {after['pass@1']:.3f}",
+                    flush=True,
+                )
     summary = summarize(per_seed)
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "summary.json"), "w", encoding="utf-8") as handle:
