@@ -109,7 +109,7 @@ def test_self_challenging_raises_heldout_success(tmp_path, ray_local):
     assert before["transfer"]["pass@1"] <= 0.05 < before["retention"]["pass@1"], split
     # the questions it was shown do not collapse while it trains on its own tasks (the bar, a fall of at
     # most 0.05, is not met at this scale: docs/demo.md). That the transfer split rises is NOT asserted: it rose in
-    # 2 of 4 runs of seed 0-2 (it needs the challenger to write tariff tasks and a few samples to solve them)
+    # 2 of 5 runs of seeds 0-2 (it needs the challenger to write tariff tasks and a few samples to solve them)
     assert after["retention"]["pass@1"] >= 0.5 * before["retention"]["pass@1"], (split, history)
     run_dir = os.path.join(out, "seed_0", "run")
     metrics = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"), encoding="utf-8")]
