@@ -9,7 +9,8 @@ loop of RUN_CONFIG (default ray_jobs/configs/demo.yaml) with `model.path` = the 
 the evaluation stage. Each seed's run directory has the usual report (yield funnel, reward curve, evaluations);
 `<out>/summary.json` collects held-out Pass@1 before/after per seed with mean and spread, overall and per split
 (`by_split`: "transfer" = task families the executor's warm start never showed it, "retention" = families it was
-shown, new instances; DEMO_WARMSTART), and is printed as the final JSON line. Rerunning resumes: finished warm starts and finished runs are reused.
+shown, new instances; DEMO_WARMSTART), and is printed as the final JSON line. Rerunning resumes: finished warm
+starts and finished runs are reused.
 """
 
 from __future__ import annotations
@@ -42,6 +43,14 @@ def heldout_history(run_dir: str) -> list[dict]:
     return out
 
 
+def _heldout_rewards(run_dir: str, label: str) -> list[tuple[str, float]]:
+    """(task id, reward) of every held-out episode of one evaluation (`before`, `iter_000`, ...)."""
+    from .tasks.record import read_jsonl
+
+    rows = read_jsonl(os.path.join(run_dir, "eval", f"{label}.jsonl"))
+    return [(row["task_id"], float(row["reward"])) for row in rows if row.get("set") == "heldout"]
+
+
 def covered_heldout(run_dir: str, heldout_path: str, label: str) -> dict:
     """Held-out Pass@1 of one evaluation (`before`, `iter_000`, ...) split by whether the challenger wrote a kept
     task with the same question during the run (self-generated tasks can only teach what they cover), and
@@ -57,13 +66,10 @@ def covered_heldout(run_dir: str, heldout_path: str, label: str) -> dict:
     question_of = {task.id: instruction_key(task) for task in load_tasks(heldout_path)}
     rewards: dict[str, list[float]] = {"covered": [], "uncovered": []}
     per_question: dict[tuple[str, str] | None, list[float]] = collections.defaultdict(list)
-    with open(os.path.join(run_dir, "eval", f"{label}.jsonl"), encoding="utf-8") as handle:
-        for line in handle:
-            row = json.loads(line)
-            if row.get("set") == "heldout":
-                question = question_of.get(row["task_id"])
-                rewards["covered" if question in kept_per_question else "uncovered"].append(float(row["reward"]))
-                per_question[question].append(float(row["reward"]))
+    for task, reward in _heldout_rewards(run_dir, label):
+        question = question_of.get(task)
+        rewards["covered" if question in kept_per_question else "uncovered"].append(reward)
+        per_question[question].append(reward)
     weights = {question: kept_per_question[question] for question in per_question if question in kept_per_question}
     kept_mix = (
         round(sum(n * statistics.fmean(per_question[q]) for q, n in weights.items()) / sum(weights.values()), 4)
@@ -88,13 +94,10 @@ def heldout_by_split(run_dir: str, heldout_path: str, label: str, field: str = "
     group_of = {task.id: task.provenance.get(field) or fallback for task in load_tasks(heldout_path)}
     rewards: dict[str, list[float]] = {split: [] for split in SPLITS} if field == "split" else {}
     tasks: dict[str, set[str]] = collections.defaultdict(set)
-    with open(os.path.join(run_dir, "eval", f"{label}.jsonl"), encoding="utf-8") as handle:
-        for line in handle:
-            row = json.loads(line)
-            if row.get("set") == "heldout" and row["task_id"] in group_of:
-                group = group_of[row["task_id"]]
-                rewards.setdefault(group, []).append(float(row["reward"]))
-                tasks[group].add(row["task_id"])
+    for task, reward in _heldout_rewards(run_dir, label):
+        if task in group_of:
+            rewards.setdefault(group_of[task], []).append(reward)
+            tasks[group_of[task]].add(task)
     return {
         group: {
             "pass@1": round(statistics.fmean(values), 4) if values else None,

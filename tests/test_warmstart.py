@@ -95,7 +95,7 @@ def test_executor_families_split_the_heldout_set_into_transfer_and_retention(tmp
     assert {g.family for g in executor} == set(seen)  # the executor's transcripts: only its families
     assert {g.family for g in challenger} == set(FAMILY_NAMES["trade_calculator"])  # the challenger's: all of them
     exclude = [task_key(g.task) for g in challenger + executor]
-    heldout = build_heldout(str(tmp_path / "h.jsonl"), 40, 2, settings.domains, exclude, settings.executor_families)
+    heldout = build_heldout(str(tmp_path / "h.jsonl"), 40, 2, settings.domains, exclude, seen)
     splits = {t.provenance["generator"]: t.provenance["split"] for t in load_tasks(str(tmp_path / "h.jsonl"))}
     assert set(splits.values()) == {"transfer", "retention"} and len(heldout) == 40
     assert all((split == "retention") == (family in seen) for family, split in splits.items())

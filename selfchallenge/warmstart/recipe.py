@@ -95,7 +95,6 @@ class RunSettings:
     """What the warm start takes from the run config."""
 
     domains: list[str]  # calculation generator domains (empty: calculation is not warm-started)
-    executor_families: list[str]  # calculation families of the executor transcripts (empty: all)
     worlds: list[tuple[str, dict]]  # (environment, env_config) of each other environment warm-started
     explore_turns: int
     budget: TranscriptBudget
@@ -145,7 +144,6 @@ def run_settings(run_cfg: RunConfig | None, options: WarmstartConfig) -> RunSett
     )
     return RunSettings(
         sorted(set(domains), key=domains.index),
-        list(options.executor_families),
         worlds,
         run_cfg.challenger.explore_turns,
         budget,
@@ -174,7 +172,7 @@ def training_tasks(options: WarmstartConfig, settings: RunSettings) -> tuple[lis
         )
         executor += generate_tasks(
             options.executor_transcripts, options.seed + EXECUTOR_SEED_OFFSET, settings.domains, 0.0,
-            options.failure_cases, settings.executor_families or None,
+            options.failure_cases, options.executor_families or None,
         )  # fmt: skip
     for name, env_config in settings.worlds:
         families = WORLD_FAMILIES[name]
@@ -431,7 +429,7 @@ def _build(options: WarmstartConfig, out_dir: str, settings: RunSettings, digest
         exclude = [task_key(t.task) for t in challenger_tasks + executor_tasks]
         build_heldout(
             os.path.join(out_dir, "heldout.jsonl"), options.heldout_tasks, options.seed, settings.domains, exclude,
-            settings.executor_families,
+            options.executor_families,
         )  # fmt: skip
     timings["total_s"] = round(time.monotonic() - begin, 1)
     marker = {
