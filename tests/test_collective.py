@@ -5,6 +5,7 @@ The whole path (2-rank learner -> vLLM engine) is tests/test_learner.py's collec
 
 from __future__ import annotations
 
+import io
 import multiprocessing as mp
 import time
 
@@ -51,7 +52,12 @@ def test_bucket_layout_keeps_order_sizes_and_alignment():
 def _receiver(port: int, layout, out, timeout_s: float) -> None:
     try:
         _, group = open_group("gloo", "127.0.0.1", port, 1, 2, timeout_s)
-        out.put({name: tensor.clone() for name, tensor in receive_buckets(group, layout, "cpu")})
+        received = {name: tensor.clone() for name, tensor in receive_buckets(group, layout, "cpu")}
+        # Bytes, not tensors: a queued tensor travels as a shared-memory fd that dies with this process, so
+        # the parent's get() raced the child's exit (ConnectionResetError in CI).
+        buffer = io.BytesIO()
+        torch.save(received, buffer)
+        out.put(buffer.getvalue())
     except Exception as exc:  # the parent asserts on the message
         out.put(f"{type(exc).__name__}: {exc}")
 
@@ -75,7 +81,8 @@ def test_broadcast_round_trip_gives_the_receiver_every_tensor_bit_for_bit():
     received = out.get(timeout=60)
     proc.join(timeout=30)
     assert sent == sum(bucket_size(b) for b in layout)
-    assert isinstance(received, dict), received
+    assert isinstance(received, bytes), received
+    received = torch.load(io.BytesIO(received))
     assert list(received) == list(WEIGHTS)
     for name, tensor in WEIGHTS.items():
         assert received[name].dtype == tensor.dtype and torch.equal(received[name], tensor), name
