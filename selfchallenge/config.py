@@ -162,6 +162,10 @@ class LearnerConfig:
     logprob_chunk_tokens: int = 4096
     # Algorithm knobs (used only by the algorithms that name them in their docstring).
     failure_weight: float = 0.0  # rft/sft: weight of reward-0 trajectories (distillation on failures)
+    # rft/sft: successful episodes of this trajectories folder (e.g. a warm start's warmstart_data/
+    # executor_trajectories) mixed into every iteration's training set, as this share of it (learner/replay.py)
+    replay_from: str = ""
+    replay_fraction: float = 0.0  # 0 = no replay; < 1
     clip_eps: float = 0.2  # ppo/ppo_group/grpo/drgrpo ratio clip
     kl_coef: float = 0.0  # > 0 loads a frozen reference model
     normalize_advantages_by_role: bool = True
@@ -384,7 +388,14 @@ def validate_learner(learner: LearnerConfig) -> LearnerConfig:
             "learner.algorithm=dpo already ties the policy to the reference through learner.dpo_beta; "
             "set learner.kl_coef=0"
         )
+    if learner.replay_fraction > 0 and (algorithm not in ("rft", "sft") or not learner.replay_from):
+        raise ConfigError(
+            f"learner.replay_fraction={learner.replay_fraction} replays earlier successes into RFT: it needs "
+            f"learner.algorithm=rft or sft (got {algorithm}) and learner.replay_from=<trajectories folder, e.g. a "
+            "warm start's <model>/warmstart_data/executor_trajectories>; or set learner.replay_fraction=0"
+        )
     checks = (
+        ("learner.replay_fraction", learner.replay_fraction, 0.0 <= learner.replay_fraction < 1.0, "in [0, 1)"),
         ("learner.tis_cap", learner.tis_cap, learner.tis_cap >= 1.0, ">= 1 (the weights are truncated at it)"),
         ("learner.gamma", learner.gamma, 0.0 <= learner.gamma <= 1.0, "in [0, 1]"),
         ("learner.gae_lambda", learner.gae_lambda, 0.0 <= learner.gae_lambda <= 1.0, "in [0, 1]"),

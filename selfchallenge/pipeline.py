@@ -311,6 +311,7 @@ def stage_train(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
     syncs, with `finish_train_sync`, once they are done. Returns the HF export's folder."""
     import ray
 
+    from .learner.replay import draw_replay, replay_count, replay_source
     from .rollout.trajectory import load_trajectories
 
     out = run.iter_dir(iteration)
@@ -324,6 +325,12 @@ def stage_train(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
     staleness = (
         {} if cfg.mode == "distill" else Counter(str(rt.weight_version - t.weight_version) for t in trajectories)
     )
+    replayed = []
+    if cfg.learner.replay_fraction > 0:
+        own = sum(t.role == "executor" and t.reward >= 1.0 for t in trajectories)
+        count = replay_count(own, cfg.learner.replay_fraction)
+        replayed = draw_replay(replay_source(cfg.learner.replay_from), count, cfg.seed, iteration)
+        trajectories = trajectories + replayed
     begin = time.monotonic()
     ckpt_dir = os.path.join(run.path, "checkpoints", f"iter_{iteration:03d}")
     try:
@@ -342,6 +349,8 @@ def stage_train(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
     else:
         synced = {"deferred": "pipeline.async_rollouts: after the generation this training overlaps (stage sync)"}
     values = {**metrics, "train_s": round(train_s, 2), "staleness": dict(staleness), "sync": synced}
+    if cfg.learner.replay_fraction > 0:
+        values["replayed"] = len(replayed)
     log.log(iteration, "train", values)
     models = {**run.state.get("models", {}), str(iteration): {"hf": hf, "checkpoint": checkpoint}}
     run.mark(f"iter_{iteration}/train", models=models)
@@ -470,6 +479,10 @@ def _run_stages(cfg: RunConfig, run: RunDir, log: MetricsLogger, stages) -> None
     from .runtime import Runtime
 
     eval_items = build_eval_items(cfg) if "eval" in stages else []
+    if cfg.learner.replay_fraction > 0 and "train" in stages:
+        from .learner.replay import replay_source
+
+        replay_source(cfg.learner.replay_from)  # a missing or empty folder stops the run before any work
     if "eval" in stages and not eval_items:
         logger.warning("no evaluation tasks configured (eval.heldout_tasks / m3tooleval_tasks / taubench_tasks)")
     hf, checkpoint = run.latest_model

@@ -94,6 +94,9 @@ def test_learner_rules_name_the_keys():
         (["learner.tis_cap=0.5"], "learner.tis_cap=0.5 must be >= 1"),
         (["learner.gae_lambda=1.5"], "learner.gae_lambda=1.5 must be in \\[0, 1\\]"),
         (["learner.dpo_beta=0"], "learner.dpo_beta=0.0 must be > 0"),
+        (["learner.replay_fraction=0.2"], "learner.replay_from=<trajectories folder"),
+        (["learner.algorithm=grpo", "learner.replay_fraction=0.2", "learner.replay_from=x"], "got grpo"),
+        (["learner.replay_fraction=1.0", "learner.replay_from=x"], "learner.replay_fraction=1.0 must be in"),
     ]
     for overrides, message in cases:
         with pytest.raises(ConfigError, match=message):
