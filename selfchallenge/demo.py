@@ -29,6 +29,10 @@ DEFAULT_CONFIG = "demo.yaml"
 # of the other two (tariff, cheaper route: tools the executor has used, mappings it has not) are the transfer split.
 # Applied with the default config only; a user's own warmstart.executor_families wins.
 DEMO_WARMSTART = ["warmstart.executor_families=[trade_convert,trade_final_value,trade_highest,trade_lowest]"]
+# This share of each iteration's RFT data is the warm start's own executor transcripts, replayed (learner/replay.py)
+# so that the questions the challenger rarely writes are not trained away. Default config only, like DEMO_WARMSTART;
+# a user's learner.replay_fraction wins.
+DEMO_REPLAY_FRACTION = 0.2
 SPLITS = ("transfer", "retention")
 
 
@@ -165,6 +169,23 @@ def summarize(per_seed: list[dict]) -> dict:
     }
 
 
+def loop_overrides(default_config: bool, overrides: list[str], model_dir: str, seed: int, base: str) -> list[str]:
+    """The loop's overrides for one seed: the demo's own (default config only; the user's win), the user's
+    (without warmstart.*), then what the demo always sets: the warm-started model, its held-out set, the seed."""
+    replay = [
+        f"learner.replay_from={os.path.join(model_dir, 'warmstart_data', 'executor_trajectories')}",
+        f"learner.replay_fraction={DEMO_REPLAY_FRACTION}",
+    ]
+    return [
+        *(replay if default_config else []),
+        *(item for item in overrides if not item.startswith("warmstart.")),
+        f"model.path={model_dir}",
+        f"eval.heldout_tasks={os.path.join(model_dir, 'heldout.jsonl')}",
+        f"seed={seed}",
+        f"run_dir={os.path.join(base, 'run')}",
+    ]
+
+
 def run_demo(config: str | None, overrides: list[str], seeds: list[int], out: str) -> dict:
     from .pipeline import run_pipeline
     from .warmstart.recipe import load_options, warmstart
@@ -183,16 +204,7 @@ def run_demo(config: str | None, overrides: list[str], seeds: list[int], out: st
         options, run_cfg = load_options([*defaults, *overrides, f"warmstart.seed={seed}"], config)
         model_dir = warmstart(options, os.path.join(base, "model"), run_cfg)
         heldout = os.path.join(model_dir, "heldout.jsonl")
-        cfg = load_config(
-            config,
-            [
-                *(item for item in overrides if not item.startswith("warmstart.")),
-                f"model.path={model_dir}",
-                f"eval.heldout_tasks={heldout}",
-                f"seed={seed}",
-                f"run_dir={os.path.join(base, 'run')}",
-            ],
-        )
+        cfg = load_config(config, loop_overrides(bool(defaults), overrides, model_dir, seed, base))
         print(f"[demo] seed {seed}: loop in {cfg.run_dir}", flush=True)
         report = run_pipeline(cfg)
         history = heldout_history(cfg.run_dir)

@@ -10,8 +10,8 @@ import os
 
 import pytest
 
-from selfchallenge.config import ConfigError
-from selfchallenge.demo import covered_heldout, heldout_by_split, heldout_leaks, run_demo, summarize
+from selfchallenge.config import ConfigError, load_config
+from selfchallenge.demo import covered_heldout, heldout_by_split, heldout_leaks, loop_overrides, run_demo, summarize
 from selfchallenge.tasks.record import CaTTask, save_tasks_jsonl, write_jsonl
 
 pytestmark = pytest.mark.docker
@@ -22,6 +22,21 @@ def test_demo_refuses_the_keys_it_sets_itself(tmp_path):
         run_demo(None, ["model.path=/elsewhere"], [0], str(tmp_path))
     with pytest.raises(ConfigError, match="--seeds"):
         run_demo(None, [], [], str(tmp_path))
+
+
+def test_the_default_demo_replays_its_own_warm_start_and_a_users_setting_wins(tmp_path):
+    model = str(tmp_path / "model")
+    os.makedirs(model)
+    open(os.path.join(model, "heldout.jsonl"), "w").close()
+    cfg = load_config(None, loop_overrides(True, ["warmstart.seed=3", "iterations=1"], model, 3, str(tmp_path)))
+    assert cfg.learner.replay_from == os.path.join(model, "warmstart_data", "executor_trajectories")
+    assert cfg.learner.replay_fraction > 0 and cfg.iterations == 1 and cfg.seed == 3
+    assert cfg.eval.heldout_tasks == os.path.join(model, "heldout.jsonl") and cfg.model.path == model
+    assert (
+        load_config(None, loop_overrides(True, ["learner.replay_fraction=0"], model, 3, "b")).learner.replay_fraction
+        == 0
+    )
+    assert load_config(None, loop_overrides(False, [], model, 3, "b")).learner.replay_from == ""  # a user's config
 
 
 def test_summary_reports_mean_spread_and_ratio():
