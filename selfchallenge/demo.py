@@ -9,7 +9,8 @@ loop of RUN_CONFIG (default ray_jobs/configs/demo.yaml) with `model.path` = the 
 the evaluation stage. Each seed's run directory has the usual report (yield funnel, reward curve, evaluations);
 `<out>/summary.json` collects held-out Pass@1 before/after per seed with mean and spread, overall and per split
 (`by_split`: "transfer" = task families the executor's warm start never showed it, "retention" = families it was
-shown, new instances; DEMO_WARMSTART), and is printed as the final JSON line. Rerunning resumes: finished warm
+shown, new instances; DEMO_WARMSTART), and is printed as the final JSON line. With the default config each
+iteration's RFT data also replays the warm start's executor transcripts (DEMO_REPLAY_FRACTION, learner/replay.py). Rerunning resumes: finished warm
 starts and finished runs are reused.
 """
 
