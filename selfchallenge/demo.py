@@ -10,8 +10,8 @@ the evaluation stage. Each seed's run directory has the usual report (yield funn
 `<out>/summary.json` collects held-out Pass@1 before/after per seed with mean and spread, overall and per split
 (`by_split`: "transfer" = task families the executor's warm start never showed it, "retention" = families it was
 shown, new instances; DEMO_WARMSTART), and is printed as the final JSON line. With the default config each
-iteration's RFT data also replays the warm start's executor transcripts (DEMO_REPLAY_FRACTION, learner/replay.py). Rerunning resumes: finished warm
-starts and finished runs are reused.
+iteration's RFT data also replays the warm start's executor transcripts (DEMO_REPLAY_FRACTION, learner/replay.py).
+Rerunning resumes: finished warm starts and finished runs are reused.
 """
 
 from __future__ import annotations
@@ -204,8 +204,8 @@ def run_demo(config: str | None, overrides: list[str], seeds: list[int], out: st
         base = os.path.join(out, f"seed_{seed}")
         options, run_cfg = load_options([*defaults, *overrides, f"warmstart.seed={seed}"], config)
         model_dir = warmstart(options, os.path.join(base, "model"), run_cfg)
-        heldout = os.path.join(model_dir, "heldout.jsonl")
         cfg = load_config(config, loop_overrides(bool(defaults), overrides, model_dir, seed, base))
+        heldout = cfg.eval.heldout_tasks
         print(f"[demo] seed {seed}: loop in {cfg.run_dir}", flush=True)
         report = run_pipeline(cfg)
         history = heldout_history(cfg.run_dir)

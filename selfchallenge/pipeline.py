@@ -311,7 +311,7 @@ def stage_train(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
     syncs, with `finish_train_sync`, once they are done. Returns the HF export's folder."""
     import ray
 
-    from .learner.replay import draw_replay, replay_count, replay_source
+    from .learner.replay import replay_for
     from .rollout.trajectory import load_trajectories
 
     out = run.iter_dir(iteration)
@@ -325,12 +325,9 @@ def stage_train(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
     staleness = (
         {} if cfg.mode == "distill" else Counter(str(rt.weight_version - t.weight_version) for t in trajectories)
     )
-    replayed = []
-    if cfg.learner.replay_fraction > 0:
-        own = sum(t.role == "executor" and t.reward >= 1.0 for t in trajectories)
-        count = replay_count(own, cfg.learner.replay_fraction)
-        replayed = draw_replay(replay_source(cfg.learner.replay_from), count, cfg.seed, iteration)
-        trajectories = trajectories + replayed
+    learner = cfg.learner
+    replayed = replay_for(trajectories, learner.replay_from, learner.replay_fraction, cfg.seed, iteration)
+    trajectories = trajectories + replayed
     begin = time.monotonic()
     ckpt_dir = os.path.join(run.path, "checkpoints", f"iter_{iteration:03d}")
     try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from selfchallenge.config import ConfigError
-from selfchallenge.learner.replay import draw_replay, replay_count, replay_source
+from selfchallenge.learner.replay import draw_replay, replay_count, replay_for, replay_source
 from selfchallenge.rollout.trajectory import Trajectory, save_trajectories
 
 
@@ -47,3 +47,11 @@ def test_a_source_keeps_only_successful_executor_episodes_and_a_bad_one_is_refus
     save_trajectories(failed, [_episode(0, reward=0.0)])
     with pytest.raises(ConfigError, match="no successful executor episode"):
         replay_source(failed)
+
+
+def test_an_iteration_replays_in_proportion_to_its_own_executor_successes(tmp_path):
+    folder = str(tmp_path / "episodes")
+    save_trajectories(folder, [_episode(0), _episode(1)])
+    own = [_episode(10 + i) for i in range(8)] + [_episode(20, reward=0.0), _episode(21, role="challenger")]
+    assert len(replay_for(own, folder, 0.2, seed=0, iteration=0)) == 2  # 8 executor successes -> 2 of 10
+    assert replay_for([_episode(20, reward=0.0)], folder, 0.2, 0, 0) == []

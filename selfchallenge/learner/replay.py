@@ -25,10 +25,20 @@ def replay_source(path: str) -> list[Trajectory]:
             f"learner.replay_from={path!r} is not a folder; give a trajectories folder such as a warm start's "
             "<model>/warmstart_data/executor_trajectories, or set learner.replay_fraction=0"
         )
-    source = [t for t in load_trajectories(path) if t.role == "executor" and t.reward >= 1.0]
+    source = [t for t in load_trajectories(path) if _executor_success(t)]
     if not source:
         raise ConfigError(f"learner.replay_from={path!r} holds no successful executor episode to replay")
     return source
+
+
+def _executor_success(t: Trajectory) -> bool:
+    return t.role == "executor" and t.reward >= 1.0
+
+
+def replay_for(trajectories: list[Trajectory], path: str, fraction: float, seed: int, iteration: int) -> list:
+    """The replayed episodes that join an iteration's `trajectories` (none when it has no success of its own)."""
+    count = replay_count(sum(_executor_success(t) for t in trajectories), fraction)
+    return draw_replay(replay_source(path), count, seed, iteration) if count else []
 
 
 def replay_count(own_successes: int, fraction: float) -> int:
