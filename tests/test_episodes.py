@@ -12,7 +12,7 @@ from selfchallenge.agents.user import ScriptedUser
 from selfchallenge.envs import make_env
 from selfchallenge.rollout.challenger import ChallengerSettings, run_challenger_episode, score_challenger
 from selfchallenge.rollout.executor import ExecutorSettings, run_executor_episode
-from selfchallenge.rollout.policy import ScriptedPolicy
+from selfchallenge.rollout.policy import ScriptedPolicy, SeededPolicy, episode_policy, stable_seed
 from selfchallenge.rollout.runner import Journal
 from selfchallenge.rollout.sandbox_client import LocalSandbox
 from selfchallenge.rollout.trajectory import Trajectory
@@ -522,6 +522,35 @@ def test_llm_user_decodes_stops_at_end_of_turn_and_has_a_budget(tiny_chat):
     small = LLMUser(Echo(), tiny_chat, {"temperature": 1.0}, max_context_tokens=50)
     with pytest.raises(UserBudgetExceeded):
         _run(small.reset("You are Ava. " * 20))
+
+
+def test_seeded_policy_gives_each_request_of_an_episode_its_own_stable_seed():
+    from selfchallenge.config import EngineConfig
+
+    class Record:
+        def __init__(self):
+            self.seen = []
+
+        async def generate(self, prompt_ids, sampling):
+            self.seen.append(sampling)
+            return {"token_ids": [1], "logprobs": [0.0]}
+
+    def seeds(engine_seed: int, episode_id: str) -> list[int]:
+        inner = Record()
+        policy = SeededPolicy(inner, engine_seed, episode_id)
+        sampling = {"temperature": 1.0}
+        for _ in range(3):
+            _run(policy.generate([1, 2], sampling))
+        assert sampling == {"temperature": 1.0}  # the caller's dict is not changed
+        return [s["seed"] for s in inner.seen]
+
+    first = seeds(0, "it0/t1/0")
+    assert first == seeds(0, "it0/t1/0") and len(set(first)) == 3  # a rerun repeats them; each request differs
+    assert first[0] == stable_seed(0, "it0/t1/0", 0) and 0 <= max(first) < 2**32
+    assert not set(first) & set(seeds(0, "it0/t1/1")) and not set(first) & set(seeds(1, "it0/t1/0"))
+    inner = Record()
+    assert episode_policy(inner, EngineConfig(), "e") is inner  # engine.seed_requests off: unseeded
+    assert isinstance(episode_policy(inner, EngineConfig(seed_requests=True), "e"), SeededPolicy)
 
 
 def test_bad_input_ends_a_dialogue_with_a_reason_code_never_a_crash(docker_pool, tiny_chat):

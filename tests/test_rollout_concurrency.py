@@ -1,5 +1,6 @@
 """Several multi-turn executor episodes at once through a real vLLM CPU engine (Ray actor) and real Docker sandbox
-sessions (SandboxPoolActor): the trajectories stay token-exact per episode under continuous batching.
+sessions (SandboxPoolActor): the trajectories stay token-exact per episode under continuous batching, and with
+per-request seeds (engine.seed_requests) an episode samples the same tokens alone as batched with others.
 
 tests/test_episodes.py drives the same loop with scripted policies and a local pool; tests/test_pipeline.py runs
 it through the engine one episode at a time. Here the engine's own samples, logprobs and interleaving are checked.
@@ -16,8 +17,9 @@ import pytest
 from selfchallenge.agents.prompts import executor_opening
 from selfchallenge.config import EngineConfig, SandboxConfig
 from selfchallenge.envs import make_env
+from selfchallenge.rollout.engine import SEEDED_PROMPT_LIMIT
 from selfchallenge.rollout.executor import END_REASONS, ExecutorSettings, run_executor_episode
-from selfchallenge.rollout.policy import EnginePolicy
+from selfchallenge.rollout.policy import EnginePolicy, episode_policy
 from selfchallenge.rollout.sandbox_client import RaySandbox
 from selfchallenge.tasks.record import CaTTask
 
@@ -29,6 +31,9 @@ TURN_TOKENS = 16
 TEMPERATURE = 1.0
 # vLLM's CPU kernels and transformers' eager attention differ in float rounding only (measured: ~6e-7).
 LOGPROB_TOLERANCE = 1e-4
+ENGINE = EngineConfig(
+    max_model_len=2048, max_num_seqs=EPISODES, cpu_kvcache_space_gb=0.25, num_cpus_per_engine=1, seed_requests=True
+)
 
 
 class RecordingPolicy:
@@ -80,25 +85,32 @@ def sandbox_actor(ray_local):
 def engine(ray_local, tiny_model_dir):
     from selfchallenge.rollout.engine import create_engines, shutdown_engines
 
-    cfg = EngineConfig(max_model_len=2048, max_num_seqs=EPISODES, cpu_kvcache_space_gb=0.25, num_cpus_per_engine=1)
     begin = time.monotonic()
-    (handle,) = create_engines(cfg, tiny_model_dir, device="cpu")
+    (handle,) = create_engines(ENGINE, tiny_model_dir, device="cpu")
     print(f"engine start: {time.monotonic() - begin:.1f} s")
     yield handle
     shutdown_engines([handle])
 
 
+SETTINGS = ExecutorSettings(
+    max_turns=MAX_TURNS,
+    max_episode_tokens=2048,
+    sampling={"temperature": TEMPERATURE, "top_p": 1.0, "max_tokens": TURN_TOKENS},
+)
+
+
+def _run_episode(index: int, policy, sandbox, chat):
+    task = _task(index)
+    opening = executor_opening(task.env, make_env(task.env, task.env_config), task.instruction, "code")
+    return run_executor_episode(task, policy, sandbox, chat, opening, SETTINGS, sample_index=index)
+
+
 @pytest.fixture(scope="module")
 def episodes(engine, sandbox_actor, tiny_chat):
-    """EPISODES concurrent episodes; returns [(trajectory, recording policy)]."""
+    """EPISODES concurrent episodes, request k of episode i seeded by (engine seed, i, k); returns
+    [(trajectory, recording policy)]."""
     shared = EnginePolicy([engine])
     sandbox = RaySandbox(sandbox_actor)
-    env = make_env("calculation", {"domain": "trade_calculator"})
-    settings = ExecutorSettings(
-        max_turns=MAX_TURNS,
-        max_episode_tokens=2048,
-        sampling={"temperature": TEMPERATURE, "top_p": 1.0, "max_tokens": TURN_TOKENS},
-    )
 
     async def warm_sessions():
         # Start the session workers first (a container each): opened on demand, their start-up staggers the
@@ -108,12 +120,8 @@ def episodes(engine, sandbox_actor, tiny_chat):
 
     async def run_all():
         await warm_sessions()
-        policies = [RecordingPolicy(shared) for _ in range(EPISODES)]
-        runs = []
-        for index, policy in enumerate(policies):
-            task = _task(index)
-            opening = executor_opening(task.env, env, task.instruction, "code")
-            runs.append(run_executor_episode(task, policy, sandbox, tiny_chat, opening, settings, sample_index=index))
+        policies = [RecordingPolicy(episode_policy(shared, ENGINE, f"episode-{i}")) for i in range(EPISODES)]
+        runs = [_run_episode(index, policy, sandbox, tiny_chat) for index, policy in enumerate(policies)]
         return list(zip(await asyncio.gather(*runs), policies, strict=True))
 
     begin = time.monotonic()
@@ -177,3 +185,28 @@ def test_trajectory_logprobs_match_the_model_on_the_whole_multi_turn_sequence(ep
                 worst = max(worst, abs(float(logp[offset + i - 1, token]) - stored))
     print(f"max |stored - transformers| sampled-token logprob over whole episodes: {worst:.2e}")
     assert worst < LOGPROB_TOLERANCE
+
+
+def test_seeded_episodes_sample_the_same_tokens_alone_in_reverse_order_as_batched(
+    episodes, engine, sandbox_actor, tiny_chat
+):
+    """engine.seed_requests: what a run of the same seed relies on. Each episode again, alone and in reverse order
+    (nothing batched with it, the engine's global generator elsewhere), gives the same tokens and reward; the
+    prompts are longer than vLLM-CPU's chunk, which only works because the engine prefills them whole."""
+    shared = EnginePolicy([engine])
+    sandbox = RaySandbox(sandbox_actor)
+
+    async def one_by_one():
+        alone = {}
+        for index in reversed(range(EPISODES)):
+            policy = episode_policy(shared, ENGINE, f"episode-{index}")
+            alone[index] = await _run_episode(index, policy, sandbox, tiny_chat)
+        return alone
+
+    alone = asyncio.run(one_by_one())
+    assert max(len(prompt) for _, policy in episodes for prompt, _ in policy.calls) > SEEDED_PROMPT_LIMIT
+    for index, (batched, _) in enumerate(episodes):
+        assert alone[index].prompt_ids == batched.prompt_ids
+        assert alone[index].response_ids == batched.response_ids, f"episode {index} drew other tokens alone"
+        assert alone[index].logprobs == pytest.approx(batched.logprobs, abs=LOGPROB_TOLERANCE)
+        assert alone[index].reward == batched.reward

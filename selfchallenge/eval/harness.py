@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from ..agents.prompts import executor_opening
 from ..envs import is_dialogue
 from ..rollout.executor import INFRA_REASONS, ExecutorSettings, run_executor_episode
+from ..rollout.policy import episode_policy
 from ..rollout.runner import Journal, describe_loss, run_journaled
 from ..tasks.record import CaTTask, load_tasks
 from .m3tooleval import MAX_NEW_TOKENS, MAX_TURNS, check_answer, load_m3_tasks, m3_env_for_task, m3_task_prompt
@@ -168,18 +169,21 @@ async def evaluate_items(
     num_samples: int,
     concurrency: int,
     journal: Journal,
-    make_user: Callable[[EvalItem], object] | None = None,
+    make_user: Callable[[str], object] | None = None,
     desc: str = "eval",
+    engine_cfg=None,
 ) -> dict:
     """Run every item `num_samples` times (journaled in `journal`, so an interrupted evaluation resumes) and
-    return {set name: metrics}."""
+    return {set name: metrics}. `make_user(episode_id)` plays retail/airline users that have no scripted lines;
+    with `engine_cfg` (an EngineConfig) each episode samples through `episode_policy`."""
     from ..agents.user import ScriptedUser
 
     def job(item: EvalItem, sample: int):
         async def run() -> dict:
+            episode_id = f"{item.set_name}/{item.task.id}/{sample}"
             user = None
             if is_dialogue(item.task.env):
-                user = ScriptedUser(item.user_lines) if item.user_lines is not None else make_user(item)
+                user = ScriptedUser(item.user_lines) if item.user_lines is not None else make_user(episode_id)
             sampling = dict(settings.sampling)
             if item.max_tokens_per_turn:
                 sampling["max_tokens"] = item.max_tokens_per_turn
@@ -193,14 +197,14 @@ async def evaluate_items(
             )
             trajectory = await run_executor_episode(
                 item.task,
-                policy,
+                episode_policy(policy, engine_cfg, episode_id) if engine_cfg else policy,
                 sandbox,
                 chat,
                 item.opening,
                 episode_settings,
                 user=user,
                 sample_index=sample,
-                episode_id=f"{item.set_name}/{item.task.id}/{sample}",
+                episode_id=episode_id,
                 grade=item.grade,
             )
             return {

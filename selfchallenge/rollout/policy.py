@@ -4,11 +4,18 @@
 - `EnginePolicy`: one or more RolloutEngine actors; each request goes to the engine with the fewest requests in
   flight, so concurrent episodes spread over engines and batch continuously inside each.
 - `ScriptedPolicy`: replays fixed turns (text) as tokens; for tests and the benchmark harness's reference runs.
+- `SeededPolicy`: one episode's view of a policy that gives each request its own sampling seed (engine.seed_requests).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
+
+
+def stable_seed(*parts) -> int:
+    """A 32-bit seed from `parts` that is the same in every process and run (unlike `hash`)."""
+    return int(hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()[:8], 16)
 
 
 class EnginePolicy:
@@ -25,6 +32,27 @@ class EnginePolicy:
             return await self.engines[index].generate.remote(list(prompt_ids), sampling)
         finally:
             self._in_flight[index] -= 1
+
+
+class SeededPolicy:
+    """Seeds request k of one episode with stable_seed(engine seed, episode id, k). An episode's requests come one
+    after another, so its k-th request is the same in every run of the same seed, and with per-request seeds the
+    tokens it draws do not depend on what else the engine batches with it or on the order episodes finish in."""
+
+    def __init__(self, policy, engine_seed: int, episode_id: str):
+        self.policy = policy
+        self.base = (engine_seed, episode_id)
+        self.requests = 0
+
+    async def generate(self, prompt_ids: list[int], sampling: dict) -> dict:
+        seed = stable_seed(*self.base, self.requests)
+        self.requests += 1
+        return await self.policy.generate(prompt_ids, {**sampling, "seed": seed})
+
+
+def episode_policy(policy, engine_cfg, episode_id: str):
+    """The policy one episode samples from: seeded per request when engine.seed_requests is on, else `policy`."""
+    return SeededPolicy(policy, engine_cfg.seed, episode_id) if engine_cfg.seed_requests else policy
 
 
 class ScriptedPolicy:
