@@ -89,9 +89,53 @@ def heldout(tmp_path_factory) -> Path:
     return path
 
 
-def test_kill_9_during_rollouts_and_training_then_resume(tmp_path, heldout):
+def _same_numbers(a: Path, b: Path) -> None:
+    """Two runs of one seed agree on everything but timings: every episode's tokens and reward, the kept tasks,
+    the trained weights bit for bit, and each metric number (logprobs only to float rounding: they depend on what
+    the engine batched)."""
+    import hashlib
+
+    from selfchallenge.rollout.trajectory import load_trajectories
+
+    def episodes(run: Path) -> dict:
+        proposals = _lines(run / "iter_000/proposals.jsonl")  # seed tasks have no trajectory
+        rows = {r["id"]: ((r["trajectory"] or {}).get("response_ids"), r["reason"]) for r in proposals}
+        rows |= {t.id: (t.response_ids, t.reward) for t in load_trajectories(str(run / "iter_000" / "trajectories"))}
+        rows |= {
+            f"{path.stem}/{r['id']}": (r["messages"], r["reward"])
+            for path in (run / "eval").glob("*.jsonl")
+            for r in _lines(path)
+        }
+        return rows
+
+    def numbers(run: Path) -> list:
+        keep = {
+            "check": ("funnel", "reasons"),
+            "rollout": ("mean_reward", "end_reasons", "sampled_tokens"),
+            "train": ("loss", "grad_norm", "loss_tokens"),
+            "eval": ("results",),
+        }
+        return [{k: m.get(k) for k in keep[m["stage"]]} for m in _lines(run / "metrics.jsonl") if m["stage"] in keep]
+
+    def kept(run: Path) -> list:
+        rows = [{**r, "check": {**r["check"], "timings": None}} for r in _lines(run / "iter_000/tasks_kept.jsonl")]
+        return sorted(rows, key=lambda r: r["id"])
+
+    def weights(run: Path) -> str:
+        return hashlib.sha256((run / "checkpoints/iter_000/hf/model.safetensors").read_bytes()).hexdigest()
+
+    assert episodes(a) == episodes(b)
+    assert kept(a) == kept(b)
+    assert numbers(a) == numbers(b) and weights(a) == weights(b)
+
+
+def test_kill_9_during_rollouts_and_training_then_resume_and_the_same_seed_gives_the_same_numbers(tmp_path, heldout):
+    """...and the run, killed twice and resumed, equals one run of the same seed straight through: with per-request
+    seeds (engine.seed_requests) an episode samples the same tokens whether it ran before the kill or after, and
+    whatever else 3 concurrent episodes batched with it."""
     run_dir = tmp_path / "run"
-    args = [*_overrides(run_dir, heldout), "challenger.reward=kept"]  # the challenger's 2 episodes train too
+    seeded = ["engine.seed_requests=true", "executor.concurrency=3"]
+    args = [*_overrides(run_dir, heldout), *seeded, "challenger.reward=kept"]  # the challenger's 2 episodes train too
     rollouts = run_dir / "iter_000" / "rollouts.jsonl"
     expected = len(GOOD) * SAMPLES
 
@@ -144,6 +188,12 @@ def test_kill_9_during_rollouts_and_training_then_resume(tmp_path, heldout):
     assert {m["stage"] for m in metrics} >= {"propose", "check", "rollout", "train", "eval"}
     train = next(m for m in metrics if m["stage"] == "train")
     assert train["trajectories"] == expected + 2 and 0.0 <= train["reward/challenger"] <= 1.0, train
+
+    # 4. the same seed straight through, in another run dir
+    straight = tmp_path / "straight"
+    proc = _start([*_overrides(straight, heldout), *seeded, "challenger.reward=kept"], tmp_path / "run4.log")
+    assert proc.wait(timeout=1200) == 0, (tmp_path / "run4.log").read_text()[-4000:]
+    _same_numbers(run_dir, straight)
 
 
 def test_async_rollouts_overlap_training_stay_one_version_behind_and_resume_after_kill_9(tmp_path, heldout):
