@@ -123,8 +123,14 @@ def stage_propose(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsL
 
         for task in load_tasks(cfg.challenger.seed_tasks):
             task.provenance = {**task.provenance, "source": "seed_tasks", "iteration": iteration}
-            seed = {"id": f"seed/{task.id}", "env": task.env, "reason": "parsed", "detail": "seed task"}
-            seed |= {"task": task.to_dict(), "trajectory": None}
+            seed = {
+                "id": f"seed/{task.id}",
+                "env": task.env,
+                "reason": "parsed",
+                "detail": "seed task",
+                "task": task.to_dict(),
+                "trajectory": None,
+            }
             journal.append(seed)  # (a resumed stage journaled it already: then a no-op)
             records.append(seed)  # after the episodes, in job order, not the order the episodes finished in
     tasks = [CaTTask.from_dict(r["task"]) for r in records if r["task"]]
