@@ -50,6 +50,7 @@ def test_bucket_layout_keeps_order_sizes_and_alignment():
 
 
 def _receiver(port: int, layout, out, timeout_s: float) -> None:
+    out.put("ready")  # imports done: the group's timeout now measures the rendezvous, not a slow start
     try:
         _, group = open_group("gloo", "127.0.0.1", port, 1, 2, timeout_s)
         received = {name: tensor.clone() for name, tensor in receive_buckets(group, layout, "cpu")}
@@ -68,6 +69,9 @@ def _start_receiver(layout, timeout_s: float):
     out = ctx.Queue()
     proc = ctx.Process(target=_receiver, args=(store.port, layout, out, timeout_s))
     proc.start()
+    # A spawned child takes seconds to import torch on a loaded 2-core machine, longer than the 3 s deadline
+    # test's group timeout: both ranks join once the child is ready.
+    assert out.get(timeout=120) == "ready"
     _, group = open_group("gloo", "127.0.0.1", store.port, 0, 2, timeout_s, store=store)
     return store, group, proc, out
 
