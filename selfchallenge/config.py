@@ -57,6 +57,10 @@ class EngineConfig:
     cpu_threads: int = 0  # 0 = let vLLM choose (OMP threads) from the actor's CPUs
     num_cpus_per_engine: float = 1.0
     enforce_eager: bool = True
+    # CPU only: "uni" runs the model in vLLM's engine-core process; "mp" (vLLM's CPU default) adds a worker process,
+    # which costs another vLLM import at start (~20 s here) and pins the model to one core of two. Tensor
+    # parallelism always uses "mp".
+    cpu_executor: str = "uni"
     max_num_seqs: int = 64
     # Ray custom resource each engine takes one unit of (one per GPU with tensor parallelism), steering engines to
     # the nodes that offer it; "" = wherever CPUs/GPUs allow.
@@ -258,6 +262,7 @@ _CHOICES = {
     "sandbox.backend": ("auto", "docker", "bwrap"),
     "executor.action_format": ("code", "json"),
     "engine.weight_sync": ("blobs", "collective", "shm"),
+    "engine.cpu_executor": ("uni", "mp"),
     "engine.logprobs_mode": ("processed_logprobs", "raw_logprobs"),
     "executor.user_model": ("policy", "frozen"),
     "challenger.reward": ("none", "kept", "learnable", "unique"),

@@ -224,6 +224,10 @@ def test_engine_args_for_gpu_and_cpu():
     assert cpu["dtype"] == "float32" and cpu["kv_cache_memory_bytes"] == 512 * 1024 * 1024
     assert cpu["worker_extension_cls"].endswith("WeightSyncExtension")
     assert "enable_chunked_prefill" not in cpu  # vLLM's default
+    assert cpu["distributed_executor_backend"] == "uni"  # the model in the engine-core process (no worker process)
+    assert engine_args(EngineConfig(cpu_executor="mp"), "/m", "auto", False)["distributed_executor_backend"] == "mp"
+    tensor_parallel = EngineConfig(cpu_executor="uni", tensor_parallel_size=2)
+    assert engine_args(tensor_parallel, "/m", "auto", on_gpu=False)["distributed_executor_backend"] == "mp"
     # per-request seeds: on CPU every prompt is prefilled in one step (a seeded chunked prefill kills vLLM-CPU)
     seeded = EngineConfig(max_model_len=2048, max_num_seqs=64, seed_requests=True)
     cpu = engine_args(seeded, "/m", "auto", on_gpu=False)

@@ -170,11 +170,16 @@ def engine_args(
         args["distributed_executor_backend"] = "ray" if cfg.tensor_parallel_size > 1 else "uni"
     else:
         args["kv_cache_memory_bytes"] = max(1, int(cfg.cpu_kvcache_space_gb * GIB))
-        args["distributed_executor_backend"] = "mp"  # vLLM's CPU backend needs its multiprocess executor
+        args["distributed_executor_backend"] = cpu_executor(cfg)
         if cfg.seed_requests:  # a seeded prompt must be prefilled in one step (SEEDED_PROMPT_LIMIT)
             args["enable_chunked_prefill"] = False
             args["max_num_batched_tokens"] = max(cfg.max_model_len, cfg.max_num_seqs)
     return args
+
+
+def cpu_executor(cfg: EngineConfig) -> str:
+    """vLLM's executor on CPU: engine.cpu_executor, but "mp" with tensor parallelism (one process per rank)."""
+    return "mp" if cfg.tensor_parallel_size > 1 else cfg.cpu_executor
 
 
 def sampling_params(sampling: dict[str, Any]):
@@ -250,6 +255,10 @@ class RolloutEngine:
             # The KV cache size comes from engine.cpu_kvcache_space_gb (kv_cache_memory_bytes); the legacy
             # VLLM_CPU_KVCACHE_SPACE variable (whole GiB) would override it.
             os.environ.pop("VLLM_CPU_KVCACHE_SPACE", None)
+            # vLLM-CPU replaces "uni" by "mp" unless V1 multiprocessing is off; the engine core still runs in its
+            # own process either way (AsyncLLM always starts one), this only keeps the model in it.
+            if cpu_executor(self.cfg) == "uni":
+                os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
             # vLLM's automatic binding pins every engine on a node to the same cores; several engines (or an
             # explicit thread count) therefore run unpinned with a fixed number of OpenMP threads each.
             threads = self.cfg.cpu_threads or (
