@@ -9,10 +9,11 @@ import time
 
 import pytest
 
-from selfchallenge.config import EngineConfig
+from selfchallenge.config import CPU_HEAD_DIMS, EngineConfig
 from selfchallenge.rollout.engine import (
     EngineStartError,
     WeightSyncError,
+    _cpu_head_sizes,
     check_cpu_memory,
     check_model_for_engine,
     create_engines,
@@ -233,6 +234,10 @@ def test_engine_args_for_gpu_and_cpu():
     cpu = engine_args(seeded, "/m", "auto", on_gpu=False)
     assert cpu["enable_chunked_prefill"] is False and cpu["max_num_batched_tokens"] == 2048
     assert "enable_chunked_prefill" not in engine_args(seeded, "/m", "auto", on_gpu=True)
+
+
+def test_the_drivers_pinned_cpu_head_sizes_are_vllms():
+    assert _cpu_head_sizes() == CPU_HEAD_DIMS  # create_engines checks against the pin, without importing vLLM
 
 
 def test_start_errors_are_clear(ray_local, tmp_path):

@@ -70,12 +70,17 @@ def resolve_dtype(dtype: str, on_gpu: bool) -> str:
 
 
 def check_model_for_engine(
-    model_path: str, on_gpu: bool, cfg: EngineConfig | None = None, dtype: str = "auto"
+    model_path: str,
+    on_gpu: bool,
+    cfg: EngineConfig | None = None,
+    dtype: str = "auto",
+    head_sizes: tuple[int, ...] | None = None,
 ) -> dict[str, Any]:
     """Fail fast, before a slow engine start, on problems vLLM reports obscurely from its engine process.
 
     Checks that the folder exists and holds a config.json, the head size on CPU and (on CPU, given `cfg`) that
     the KV cache holds one sequence of engine.max_model_len tokens. Returns the HF config dict ({} for a hub id).
+    CPU head sizes: `head_sizes`, else vLLM's own list (which imports vLLM).
     """
     if looks_like_hub_id(model_path):
         cached = cached_model(model_path)
@@ -97,7 +102,7 @@ def check_model_for_engine(
     head_dim = hf_config.get("head_dim") or (hf_config["hidden_size"] // heads if heads else None)
     if on_gpu or head_dim is None:
         return hf_config
-    supported = _cpu_head_sizes()
+    supported = head_sizes or _cpu_head_sizes()
     if head_dim not in supported:
         raise EngineStartError(
             f"model {model_path!r} has head_dim={head_dim}, which vLLM's CPU attention does not support; "
@@ -507,7 +512,9 @@ def create_engines(
     if not ray.is_initialized():
         raise RuntimeError("create_engines needs Ray: call ray.init() first")
     on_gpu = device == "gpu" or (device == "auto" and ray.cluster_resources().get("GPU", 0) > 0)
-    check_model_for_engine(model_path, on_gpu, cfg, dtype)
+    # The driver checks against the pinned list: importing vLLM here costs ~10 s of CPU while the engines start
+    # (each engine checks again against vLLM's own list).
+    check_model_for_engine(model_path, on_gpu, cfg, dtype, head_sizes=CPU_HEAD_DIMS)
     actor_cls = ray.remote(RolloutEngine)
     handles: list = []
     tp = cfg.tensor_parallel_size
