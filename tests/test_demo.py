@@ -104,14 +104,15 @@ def test_heldout_leaks_count_heldout_instances_the_loop_kept(tmp_path):
     assert leaks == {"heldout": 3, "kept_instances": 2, "equal_to_kept": 1}
 
 
-@pytest.mark.timeout(2700)  # ~13-17 min on an idle 2-core VM; twice that when the machine is shared
+@pytest.mark.timeout(2700)  # ~9 min on an idle 2-core VM; twice that when the machine is shared
 @pytest.mark.vllm
 @pytest.mark.slow
 def test_self_challenging_raises_heldout_success(tmp_path, ray_local):
     # ray_local: the session's Ray (4 logical CPUs); a Ray started by the pipeline here would outlive the test
     # with the machine's 2 CPUs and starve later tests that need more.
     out = str(tmp_path / "demo")
-    overrides = ["iterations=2", "eval.every=0", "eval.num_samples=4", "sandbox.backend=docker"]
+    # 6 warm-start epochs instead of make run's 10: half the test's time (docs/demo.md, "In make test")
+    overrides = ["iterations=2", "eval.every=0", "eval.num_samples=4", "sandbox.backend=docker", "warmstart.epochs=6"]
     summary = run_demo(None, overrides, [0], out)
     seed = summary["seeds"][0]
     history = seed["history"]
