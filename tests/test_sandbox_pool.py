@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -160,6 +161,15 @@ def test_missing_image_and_unknown_backend_give_clear_errors():
         make_backend(CFG, name="vm")
     with pytest.raises(SandboxUnavailable, match="not a directory"):
         make_backend(CFG, data_dirs=["/no/such/dir"], name="bwrap")
+    for hidden, data_dir in (("/tmp", "/tmp"), ("/tmp", "/"), ("/usr", "/usr/share")):  # a benchmark file in /tmp
+        with pytest.raises(SandboxUnavailable, match=f"hide the sandbox's own '{hidden}'"):
+            make_backend(CFG, data_dirs=[data_dir], name="docker")
+    nested = tempfile.mkdtemp()  # a folder below /tmp is mounted over the scratch tmpfs, which is fine
+    os.chmod(nested, 0o755)
+    backend = make_backend(CFG, data_dirs=[nested], name="docker")
+    assert backend.data_dirs == [nested]
+    backend.close()
+    os.rmdir(nested)
 
 
 def test_auto_prefers_docker_when_the_daemon_and_image_are_there():

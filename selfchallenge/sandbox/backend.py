@@ -33,6 +33,23 @@ def code_mounts() -> list[tuple[str, str]]:
     return [(PACKAGE_DIR, f"{SANDBOX_PACKAGE_ROOT}/selfchallenge"), *plugins]
 
 
+# What a sandbox needs at its own paths: the scratch tmpfs, the mounted package, the image's system folders.
+_SANDBOX_OWN_PATHS = ("/tmp", SANDBOX_PACKAGE_ROOT, "/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64", "/proc", "/dev")
+_SYSTEM_TREES = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64", "/proc", "/dev", "/sys")
+
+
+def reserved_path_clash(path: str) -> str | None:
+    """The sandbox path a data dir mounted at `path` would hide (it is that path, one of its parents, or inside a
+    system folder), or None. Folders below /tmp are fine: they are mounted on top of the scratch tmpfs."""
+    for own in _SANDBOX_OWN_PATHS:
+        if own == path or own.startswith(path.rstrip("/") + "/"):
+            return own
+    for tree in _SYSTEM_TREES:
+        if path.startswith(tree + "/"):
+            return tree
+    return None
+
+
 class SandboxUnavailable(RuntimeError):
     """The requested backend cannot run on this machine; the message says how to fix it."""
 
@@ -57,6 +74,13 @@ class Backend:
         for path in self.data_dirs:
             if not os.path.isdir(path):
                 raise SandboxUnavailable(f"data dir {path!r} (to mount read-only in the sandbox) is not a directory")
+            clash = reserved_path_clash(path)
+            if clash:
+                raise SandboxUnavailable(
+                    f"data dir {path!r} cannot be mounted read-only at the same path in the sandbox: it would hide "
+                    f"the sandbox's own {clash!r}; move the data (or the benchmark file) into a folder of its own, "
+                    "e.g. under your home or the project"
+                )
 
     def check(self) -> None:
         """Raise SandboxUnavailable (with the fix) unless this backend can start workers here."""
