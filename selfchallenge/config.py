@@ -155,6 +155,9 @@ class LearnerConfig:
     algorithm: str = "rft"
     num_learners: int = 1
     node_resource: str = ""  # Ray custom resource each learner rank takes one unit of; "" = anywhere
+    # CPU only: torch (OpenMP) threads per learner rank; 0 = the one CPU Ray reserves for it. More threads than
+    # reserved CPUs is safe while engines idle during training (the sequential loop), not with async_rollouts.
+    cpu_threads: int = 0
     zero_stage: int = 0  # 0 | 2 | 3
     lr: float = 1e-5
     lr_schedule: str = "constant"  # constant | cosine | linear
@@ -413,6 +416,7 @@ def validate_learner(learner: LearnerConfig) -> LearnerConfig:
         ("learner.dpo_beta", learner.dpo_beta, learner.dpo_beta > 0, "> 0"),
         ("learner.max_response_tokens", learner.max_response_tokens, learner.max_response_tokens >= 0, ">= 0"),
         ("learner.logprob_chunk_tokens", learner.logprob_chunk_tokens, learner.logprob_chunk_tokens >= 0, ">= 0"),
+        ("learner.cpu_threads", learner.cpu_threads, learner.cpu_threads >= 0, ">= 0 (0 = the reserved CPUs)"),
     )
     for key, value, ok, rule in checks:
         if not ok:

@@ -65,7 +65,7 @@ def run(tmp_path_factory, ray_local, shared_data):  # the config reads ../shared
     from selfchallenge.warmstart.recipe import load_options, warmstart
 
     root = tmp_path_factory.mktemp("e2e")
-    base = [f"run_dir={root / 'run'}", "sandbox.backend=docker"]
+    base = [f"run_dir={root / 'run'}", "sandbox.backend=docker", "learner.cpu_threads=2"]
     options, run_cfg = load_options(WARMSTART + base, CONFIG)
     model = warmstart(options, str(root / "model"), run_cfg)
     seeds = os.path.join(model, "seed_tasks.jsonl")

@@ -394,6 +394,17 @@ def test_group_reports_a_bad_model_path_and_releases_its_resources(ray_local, tm
     assert ray.available_resources().get("CPU", 0) == before
 
 
+@pytest.mark.timeout(300)
+def test_learner_cpu_threads_sets_the_ranks_torch_threads_beyond_its_reserved_cpu(model_dir, ray_local):
+    group = LearnerGroup(LearnerConfig(cpu_threads=2), model_dir, num_cpus_per_learner=1)
+    try:
+        assert group.info[0]["torch_threads"] == 2  # Ray alone would give the 1-CPU actor one thread
+    finally:
+        group.shutdown()
+    with pytest.raises(ConfigError, match="learner.cpu_threads"):
+        LearnerGroup(LearnerConfig(cpu_threads=-1), model_dir)
+
+
 @pytest.mark.vllm
 @pytest.mark.timeout(900)
 def test_two_rank_group_matches_one_rank_and_syncs_into_vllm(model_dir, ray_local, engine):

@@ -174,6 +174,7 @@ class LearnerActor:
             "vocab_size": self.vocab_size,
             "node_id": _ray_node_id(),
             "logprob_chunk_tokens": self.chunk_tokens,
+            "torch_threads": torch.get_num_threads(),
         }
 
     def _resolve_dtype(self) -> torch.dtype:
@@ -503,6 +504,8 @@ class LearnerGroup:
 
         remote_cls = ray.remote(LearnerActor)
         options: dict[str, Any] = {"num_cpus": num_cpus_per_learner, "num_gpus": gpus}
+        if cfg.cpu_threads and not gpus:  # Ray would set OMP_NUM_THREADS to the reserved CPUs otherwise
+            env_vars = {"OMP_NUM_THREADS": str(cfg.cpu_threads), **(env_vars or {})}
         runtime_env = actor_runtime_env(env_vars)
         if runtime_env:
             options["runtime_env"] = runtime_env
