@@ -201,6 +201,7 @@ class EvalConfig:
     num_samples: int = 1  # n episodes per benchmark task (Pass@1 averaged over n, Pass@k with k = n)
     # Benchmark task sources per environment; empty = the project's held-out generated tasks.
     m3tooleval_tasks: str = ""  # path to an M3ToolEval tasks.json (calculation and web_browsing)
+    m3_domains: list[str] = field(default_factory=list)  # only these M3ToolEval domains; [] = all
     taubench_tasks: dict[str, str] = field(default_factory=dict)  # env name -> tasks_*.json
     heldout_tasks: str = ""  # a JSONL of Code-as-Task records kept apart from training
     max_tasks: int = 0  # 0 = all
@@ -333,6 +334,11 @@ def validate(cfg: RunConfig) -> RunConfig:
         path = _lookup(cfg, key)
         if path and not os.path.exists(path):
             raise ConfigError(f"{key}={path!r} does not exist")
+    from .eval.m3tooleval import M3_DOMAINS
+
+    unknown = [domain for domain in cfg.eval.m3_domains if domain not in M3_DOMAINS]
+    if unknown:
+        raise ConfigError(f"eval.m3_domains has {unknown}; M3ToolEval's domains are {list(M3_DOMAINS)}")
     for env, path in cfg.eval.taubench_tasks.items():
         if env not in ("retail", "airline"):
             raise ConfigError(f"eval.taubench_tasks has key {env!r}; use retail or airline")

@@ -389,7 +389,7 @@ def build_eval_items(cfg: RunConfig) -> list:
     if cfg.eval.heldout_tasks:
         items += heldout_items(cfg.eval.heldout_tasks, cfg.executor.action_format, cfg.eval.max_tasks)
     if cfg.eval.m3tooleval_tasks:
-        items += m3_items(cfg.eval.m3tooleval_tasks, cfg.eval.max_tasks)
+        items += m3_items(cfg.eval.m3tooleval_tasks, cfg.eval.max_tasks, cfg.eval.m3_domains)
     for env, path in cfg.eval.taubench_tasks.items():
         items += tau_items(
             env, path, taubench_env_config(cfg, env, path), cfg.eval.max_tasks, cfg.executor.action_format

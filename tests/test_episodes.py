@@ -385,6 +385,23 @@ def test_benchmark_evaluation_never_shows_discovery_tools(shared_data):
         assert item.answer_in_code is False and item.max_tokens_per_turn == 512 and item.max_turns == 10
 
 
+def test_m3_domains_keeps_only_those_domains_tasks_and_an_unknown_domain_is_a_config_error(shared_data):
+    from selfchallenge.config import ConfigError, load_config
+    from selfchallenge.eval.harness import m3_items
+
+    path = str(shared_data / "m3tooleval" / "tasks.json")
+    trade = m3_items(path, domains=["trade_calculator"])
+    names = {
+        row["name"] for row in json.loads(open(path, encoding="utf-8").read()) if row["domain"] == "trade_calculator"
+    }
+    assert {item.task.id for item in trade} == names and len(names) == 17  # the benchmark's own trade tasks
+    assert {item.set_name for item in trade} == {"m3:calculation"}
+    assert {item.task.env_config["domain"] for item in trade} == {"trade_calculator"}
+    assert len(m3_items(path)) == 82
+    with pytest.raises(ConfigError, match="eval.m3_domains has \\['trade'\\]"):
+        load_config(None, [f"eval.m3tooleval_tasks={path}", "eval.m3_domains=[trade]"])
+
+
 def test_tau_benchmark_scores_only_episodes_that_ended_as_tau_bench_ends_them(shared_data):
     from selfchallenge.envs.replay import gold_hash
     from selfchallenge.eval.harness import tau_items

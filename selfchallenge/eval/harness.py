@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..agents.prompts import executor_opening
@@ -53,11 +53,14 @@ def _no_verifier(name: str) -> str:
     return f"def evaluate(state, answer):\n    raise RuntimeError('{name} is scored by its benchmark, not a verifier')"
 
 
-def m3_items(tasks_path: str, max_tasks: int = 0) -> list[EvalItem]:
-    """The benchmark's tasks, at most `max_tasks` (0 = all) of each set (m3:calculation, m3:web_browsing)."""
+def m3_items(tasks_path: str, max_tasks: int = 0, domains: Sequence[str] = ()) -> list[EvalItem]:
+    """The benchmark's tasks of `domains` (empty = all), at most `max_tasks` (0 = all) of each set (m3:calculation,
+    m3:web_browsing)."""
     items = []
     per_set: dict[str, int] = {}
     for task in load_m3_tasks(tasks_path):
+        if domains and task["domain"] not in domains:
+            continue
         env, env_config = m3_env_for_task(task)
         per_set[env] = per_set.get(env, 0) + 1
         if max_tasks and per_set[env] > max_tasks:

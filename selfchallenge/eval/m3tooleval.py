@@ -30,6 +30,7 @@ CALCULATION_DOMAINS = (
     "travel_itinerary_planning",
 )
 WEB_DOMAIN = "web_browsing"
+M3_DOMAINS = (*CALCULATION_DOMAINS, WEB_DOMAIN)
 
 INCORRECT_ANSWER = (
     "Your answer is incorrect. Please try again. Note that you should ONLY output the answer (e.g., single number), "
@@ -98,7 +99,7 @@ def load_m3_tasks(path: str) -> list[dict]:
         missing = [k for k in ("name", "domain", "instruction", "expected_output", "tools") if k not in row]
         if missing:
             raise ValueError(f"{where}: missing field(s) {missing}")
-        if row["domain"] not in (*CALCULATION_DOMAINS, WEB_DOMAIN):
+        if row["domain"] not in M3_DOMAINS:
             raise ValueError(f"{where} ({row['name']}): unknown domain {row['domain']!r}")
         task = dict(row)
         task["expected_output"] = _typed_expected(row, where)
