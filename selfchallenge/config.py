@@ -480,6 +480,8 @@ def merge_config(schema: type, path: str | None = None, overrides: list[str] | N
         for item in overrides or []:
             if "=" not in item:
                 raise ConfigError(f"override {prefix}{item!r} is not of the form {prefix}key=value")
+            if item.endswith("="):  # `key=` sets the empty string (OmegaConf alone would read None); null is None
+                item += "''"
             merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([item]))
         return OmegaConf.to_object(merged)
     except OmegaConfBaseException as exc:

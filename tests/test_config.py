@@ -49,6 +49,13 @@ def test_bad_input_names_the_key(override, key):
     assert key in str(info.value)
 
 
+def test_an_empty_override_is_the_empty_string():
+    heldout = load_config(None, ["eval.heldout_tasks=/x", "eval.heldout_tasks="]).eval.heldout_tasks
+    assert heldout == ""
+    with pytest.raises(ConfigError, match="learner.lr"):  # not a number: the key is named
+        load_config(None, ["learner.lr="])
+
+
 def test_group_algorithms_need_groups():
     with pytest.raises(ConfigError, match="samples_per_task"):
         load_config(None, ["learner.algorithm=grpo", "executor.samples_per_task=1"])
