@@ -388,12 +388,11 @@ def test_benchmark_evaluation_never_shows_discovery_tools(shared_data):
 def test_m3_domains_keeps_only_those_domains_tasks_and_an_unknown_domain_is_a_config_error(shared_data):
     from selfchallenge.config import ConfigError, load_config
     from selfchallenge.eval.harness import m3_items
+    from selfchallenge.eval.m3tooleval import load_m3_tasks
 
     path = str(shared_data / "m3tooleval" / "tasks.json")
     trade = m3_items(path, domains=["trade_calculator"])
-    names = {
-        row["name"] for row in json.loads(open(path, encoding="utf-8").read()) if row["domain"] == "trade_calculator"
-    }
+    names = {task["name"] for task in load_m3_tasks(path) if task["domain"] == "trade_calculator"}
     assert {item.task.id for item in trade} == names and len(names) == 17  # the benchmark's own trade tasks
     assert {item.set_name for item in trade} == {"m3:calculation"}
     assert {item.task.env_config["domain"] for item in trade} == {"trade_calculator"}

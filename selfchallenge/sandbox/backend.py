@@ -33,9 +33,9 @@ def code_mounts() -> list[tuple[str, str]]:
     return [(PACKAGE_DIR, f"{SANDBOX_PACKAGE_ROOT}/selfchallenge"), *plugins]
 
 
-# What a sandbox needs at its own paths: the scratch tmpfs, the mounted package, the image's system folders.
-_SANDBOX_OWN_PATHS = ("/tmp", SANDBOX_PACKAGE_ROOT, "/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64", "/proc", "/dev")
+# What a sandbox needs at its own paths: the image's system folders, the scratch tmpfs, the mounted package.
 _SYSTEM_TREES = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64", "/proc", "/dev", "/sys")
+_SANDBOX_OWN_PATHS = ("/tmp", SANDBOX_PACKAGE_ROOT, *_SYSTEM_TREES)
 
 
 def reserved_path_clash(path: str) -> str | None:
