@@ -138,6 +138,9 @@ class ChallengerConfig:
 @dataclass
 class ExecutorConfig:
     samples_per_task: int = 4  # k rollouts per kept task
+    # A kept task none of whose k rollouts succeeded gets this many more (one more round; 0 = off): 0/1-reward RL
+    # learns nothing from a task it never solves, and a skill solved ~1% of the time needs more than k tries.
+    resample_unsolved: int = 0
     max_turns: int = 10
     max_episode_tokens: int = 3072
     action_format: str = "code"  # code | json
@@ -308,6 +311,10 @@ def validate(cfg: RunConfig) -> RunConfig:
     if cfg.challenger.max_per_instruction < 0:
         raise ConfigError(
             f"challenger.max_per_instruction={cfg.challenger.max_per_instruction} must be >= 0 (0 keeps every task)"
+        )
+    if cfg.executor.resample_unsolved < 0:
+        raise ConfigError(
+            f"executor.resample_unsolved={cfg.executor.resample_unsolved} must be >= 0 (0 resamples no task)"
         )
     if cfg.checkpoint.keep_last < 0:
         raise ConfigError(f"checkpoint.keep_last={cfg.checkpoint.keep_last} must be >= 0 (0 keeps every iteration's)")

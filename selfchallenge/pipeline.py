@@ -30,6 +30,7 @@ from . import config as config_mod
 from .agents.prompts import challenger_system_prompt, executor_opening
 from .config import ConfigError, RunConfig
 from .envs import is_dialogue, make_env
+from .eval.harness import eval_items_of
 from .rollout.challenger import ChallengerSettings, run_challenger_episode, score_challenger
 from .rollout.executor import INFRA_REASONS, ExecutorSettings, run_executor_episode
 from .rollout.policy import episode_policy
@@ -250,39 +251,57 @@ def stage_solve(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
     policy, chat, sandbox = rt.policy(generation=True), rt.chat, rt.sandbox
     make_user = make_user_factory(cfg, rt, policy)
     settings = executor_settings(cfg, cfg.executor.sampling, iteration)
-    jobs = []
-    for task in tasks:
-        opening = executor_opening(
+    openings = {
+        task.id: executor_opening(
             task.env, make_env(task.env, task.env_config), task.instruction, cfg.executor.action_format
         )
-        for sample in range(cfg.executor.samples_per_task):
-            key = f"it{iteration}/{task.id}/{sample}"  # the journal key is the trajectory id
+        for task in tasks
+    }
 
-            async def job(task=task, opening=opening, sample=sample, key=key) -> dict:
-                user = make_user(key) if is_dialogue(task.env) else None
-                trajectory = await run_executor_episode(
-                    task,
-                    episode_policy(policy, cfg.engine, key),
-                    sandbox,
-                    chat,
-                    opening,
-                    settings,
-                    user=user,
-                    sample_index=sample,
-                    episode_id=key,
-                )
-                return trajectory.to_dict()
+    def episode_jobs(task_samples: list[tuple[CaTTask, range]]) -> list:
+        jobs = []
+        for task, samples in task_samples:
+            for sample in samples:
+                key = f"it{iteration}/{task.id}/{sample}"  # the journal key is the trajectory id
 
-            jobs.append((key, job))
+                async def job(task=task, sample=sample, key=key) -> dict:
+                    user = make_user(key) if is_dialogue(task.env) else None
+                    trajectory = await run_executor_episode(
+                        task,
+                        episode_policy(policy, cfg.engine, key),
+                        sandbox,
+                        chat,
+                        openings[task.id],
+                        settings,
+                        user=user,
+                        sample_index=sample,
+                        episode_id=key,
+                    )
+                    return trajectory.to_dict()
+
+                jobs.append((key, job))
+        return jobs
 
     def on_error(key: str, exc: BaseException) -> dict | None:
         logger.warning("executor episode %s lost to an infrastructure error: %s", key, describe_loss(exc))
         return {"id": key, "reason": "infra_error", "error": str(exc)}
 
+    k = cfg.executor.samples_per_task
     begin = time.monotonic()
+    jobs = episode_jobs([(task, range(k)) for task in tasks])
     records = asyncio.run(run_journaled(jobs, journal, cfg.executor.concurrency, f"iter {iteration} solve", on_error))
-    elapsed = time.monotonic() - begin
     _stop_if_lost(f"iter_{iteration}/solve", records, "executor episodes", journal)
+    extra, more = cfg.executor.resample_unsolved, []
+    if extra:
+        # A 0/1-reward learner has nothing to learn from a task none of its k samples solved: give those tasks
+        # `extra` more samples, so that a skill solved ~1% of the time is found at all. Decided by the first
+        # round's journaled records alone (complete here), so a resumed run resamples the same tasks.
+        solved = {r["task_id"] for r in records if r.get("reward", 0) >= 1.0}
+        more = episode_jobs([(task, range(k, k + extra)) for task in tasks if task.id not in solved])
+        desc = f"iter {iteration} resample unsolved"
+        records += asyncio.run(run_journaled(more, journal, cfg.executor.concurrency, desc, on_error))
+        _stop_if_lost(f"iter_{iteration}/solve", records, "executor episodes", journal)
+    elapsed = time.monotonic() - begin
     trajectories = [Trajectory.from_dict(r) for r in records if r["reason"] not in INFRA_REASONS]
     save_trajectories(os.path.join(out, "trajectories"), trajectories)
     rewards = [t.reward for t in trajectories]
@@ -299,7 +318,11 @@ def stage_solve(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
             "tasks": len(by_task),
             "end_reasons": dict(Counter(r["reason"] for r in records)),
             "sampled_tokens": sampled,
-            "tokens_per_s": round(sampled / elapsed, 1) if elapsed > 1 and len(journal) == len(jobs) else None,
+            "resampled_episodes": len(more),
+            "solved_by_resampling": len({r["task_id"] for r in records[len(jobs) :] if r.get("reward", 0) >= 1.0}),
+            "tokens_per_s": round(sampled / elapsed, 1)
+            if elapsed > 1 and len(journal) == len(jobs) + len(more)
+            else None,
         },
     )
     log.table("samples/executor", sample_rows(trajectories, iteration, cfg.tracking.log_completions), iteration)
@@ -382,41 +405,6 @@ def prune_checkpoints(folder: str, keep_last: int) -> list[str]:
     return removed
 
 
-def build_eval_items(cfg: RunConfig) -> list:
-    from .eval.harness import heldout_items, m3_items, tau_items
-
-    items = []
-    if cfg.eval.heldout_tasks:
-        items += heldout_items(cfg.eval.heldout_tasks, cfg.executor.action_format, cfg.eval.max_tasks)
-    if cfg.eval.m3tooleval_tasks:
-        items += m3_items(cfg.eval.m3tooleval_tasks, cfg.eval.max_tasks, cfg.eval.m3_domains)
-    for env, path in cfg.eval.taubench_tasks.items():
-        items += tau_items(
-            env, path, taubench_env_config(cfg, env, path), cfg.eval.max_tasks, cfg.executor.action_format
-        )
-    return items
-
-
-def taubench_env_config(cfg: RunConfig, env: str, tasks_path: str) -> dict:
-    """The world a tau-bench task file is evaluated in: the `data_dir` of the run's `env` environment when it has
-    one, else the folder holding the tasks file; it must hold the benchmark's database."""
-    from .envs import env_class
-
-    configured = [
-        spec.env_config["data_dir"] for spec in cfg.envs if spec.name == env and spec.env_config.get("data_dir")
-    ]
-    data_dir = configured[0] if configured else os.path.dirname(os.path.abspath(tasks_path))
-    try:
-        env_class(env).world_source({"data_dir": data_dir})
-    except (OSError, ValueError) as exc:
-        where = "envs[].env_config.data_dir" if configured else f"the folder of eval.taubench_tasks.{env}"
-        raise ConfigError(
-            f"eval.taubench_tasks.{env}={tasks_path!r} needs the tau-bench {env} database: {exc} (taken from {where}); "
-            f"set envs=[{{name: {env}, env_config: {{data_dir: <folder with the database>}}}}]"
-        ) from None
-    return {"data_dir": data_dir}
-
-
 def stage_eval(
     cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLogger, items: list, label: str | None = None
 ) -> dict:
@@ -477,7 +465,7 @@ GENERATION_STAGES = (("propose", stage_propose), ("check", stage_check), ("solve
 def _run_stages(cfg: RunConfig, run: RunDir, log: MetricsLogger, stages) -> None:
     from .runtime import Runtime
 
-    eval_items = build_eval_items(cfg) if "eval" in stages else []
+    eval_items = eval_items_of(cfg) if "eval" in stages else []
     if cfg.learner.replay_fraction > 0 and "train" in stages:
         from .learner.replay import replay_source
 
@@ -552,7 +540,7 @@ def run_evaluation_only(cfg: RunConfig, model_path: str | None = None) -> dict:
     from .runtime import Runtime
 
     run = RunDir(cfg)
-    items = build_eval_items(cfg)
+    items = eval_items_of(cfg)
     if not items:
         raise ConfigError("nothing to evaluate: set eval.heldout_tasks, eval.m3tooleval_tasks or eval.taubench_tasks")
     hf, _ = run.latest_model

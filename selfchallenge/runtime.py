@@ -102,7 +102,9 @@ def planned_optimizer_steps(cfg: RunConfig) -> int:
     trajectories bounded by the task budget (not every proposed task is kept, so this is an upper bound)."""
     per_epoch = 1
     if cfg.learner.mini_batch_size:
-        trajectories = cfg.challenger.tasks_per_iteration * cfg.executor.samples_per_task
+        trajectories = cfg.challenger.tasks_per_iteration * (
+            cfg.executor.samples_per_task + cfg.executor.resample_unsolved
+        )
         per_epoch = max(1, -(-trajectories // cfg.learner.mini_batch_size))
     return max(1, cfg.iterations * cfg.learner.epochs * per_epoch)
 

@@ -39,6 +39,7 @@ def test_defaults_and_overrides():
         ("challenger.reward=solved", "challenger.reward"),
         ("challenger.filter=verifier", "challenger.filter"),
         ("checkpoint.keep_last=-1", "checkpoint.keep_last"),
+        ("executor.resample_unsolved=-2", "executor.resample_unsolved"),
         ("envs=[{name: bogus}]", "envs[0].name"),
         ("nokey", "nokey"),
     ],

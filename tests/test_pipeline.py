@@ -20,6 +20,7 @@ EXAMPLES = ROOT / "examples" / "tasks_calculation.jsonl"
 GOOD = [json.loads(line) for line in EXAMPLES.read_text().splitlines()]
 GOOD = [row for row in GOOD if row["provenance"]["expected_reason"] == "kept"]
 SAMPLES = 6
+RESAMPLE = 2
 RAY = str(Path(sys.executable).parent / "ray")
 
 pytestmark = [pytest.mark.docker, pytest.mark.vllm, pytest.mark.slow]
@@ -134,10 +135,12 @@ def test_kill_9_during_rollouts_and_training_then_resume_and_the_same_seed_gives
     seeds (engine.seed_requests) an episode samples the same tokens whether it ran before the kill or after, and
     whatever else 3 concurrent episodes batched with it."""
     run_dir = tmp_path / "run"
-    seeded = ["engine.seed_requests=true", "executor.concurrency=3"]
+    # executor.resample_unsolved: a task none of whose first SAMPLES episodes succeeded gets RESAMPLE more, in a
+    # second round that the resumed and the straight-through run must agree on too
+    seeded = ["engine.seed_requests=true", "executor.concurrency=3", f"executor.resample_unsolved={RESAMPLE}"]
     args = [*_overrides(run_dir, heldout), *seeded, "challenger.reward=kept"]  # the challenger's 2 episodes train too
     rollouts = run_dir / "iter_000" / "rollouts.jsonl"
-    expected = len(GOOD) * SAMPLES
+    first_round = len(GOOD) * SAMPLES
 
     # 1. kill -9 while executor episodes are being journaled
     proc = _start(args, tmp_path / "run1.log")
@@ -145,7 +148,7 @@ def test_kill_9_during_rollouts_and_training_then_resume_and_the_same_seed_gives
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     done_at_kill = len(_lines(rollouts))
-    assert done_at_kill < expected, "the rollouts finished before the kill; the test proves nothing"
+    assert done_at_kill < first_round, "the rollouts finished before the kill; the test proves nothing"
     assert "iter_0/solve" not in _state(run_dir)["done"]
 
     # 2. rerun: resumes the rollouts, then kill -9 while the learner trains
@@ -165,9 +168,17 @@ def test_kill_9_during_rollouts_and_training_then_resume_and_the_same_seed_gives
     state = _state(run_dir)
     for stage in ("eval_before", "iter_0/propose", "iter_0/check", "iter_0/solve", "iter_0/train", "eval_iter_000"):
         assert state["done"].count(stage) == 1, (stage, state["done"])
-    # every kept task's k episodes exactly once, journal and dataset alike
-    ids = [r["id"] for r in _lines(rollouts)]
+    # every kept task's k episodes exactly once, and RESAMPLE more of each task that none of them solved, journal
+    # and dataset alike
+    records = _lines(rollouts)
+    sample_of = {r["id"]: int(r["id"].rsplit("/", 1)[1]) for r in records}
+    solved = {r["task_id"] for r in records if sample_of[r["id"]] < SAMPLES and r.get("reward", 0) >= 1.0}
+    assert len(solved) < len(GOOD), "every task was solved in the first round; the resampling is not exercised"
+    expected = first_round + RESAMPLE * (len(GOOD) - len(solved))
+    ids = [r["id"] for r in records]
     assert len(ids) == len(set(ids)) == expected
+    resampled = {r["task_id"] for r in records if sample_of[r["id"]] >= SAMPLES}
+    assert resampled == {row["id"] for row in GOOD} - solved
     from selfchallenge.rollout.trajectory import load_trajectories
     from selfchallenge.tasks.record import load_tasks
 
@@ -186,6 +197,8 @@ def test_kill_9_during_rollouts_and_training_then_resume_and_the_same_seed_gives
     check = next(m for m in metrics if m["stage"] == "check")
     assert check["funnel"]["deduplicated"] == check["funnel"]["to_executor"] == len(GOOD)
     assert {m["stage"] for m in metrics} >= {"propose", "check", "rollout", "train", "eval"}
+    rollout = next(m for m in metrics if m["stage"] == "rollout")
+    assert rollout["episodes"] == expected and rollout["resampled_episodes"] == expected - first_round, rollout
     train = next(m for m in metrics if m["stage"] == "train")
     assert train["trajectories"] == expected + 2 and 0.0 <= train["reward/challenger"] <= 1.0, train
 

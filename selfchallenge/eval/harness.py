@@ -21,11 +21,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..agents.prompts import executor_opening
-from ..envs import is_dialogue
+from ..config import ConfigError, RunConfig
+from ..envs import env_class, is_dialogue
 from ..rollout.executor import INFRA_REASONS, ExecutorSettings, run_executor_episode
 from ..rollout.policy import episode_policy
 from ..rollout.runner import Journal, describe_loss, run_journaled
@@ -261,3 +263,35 @@ def summarize_results(records: list[dict], num_samples: int) -> dict:
 
 def run_sync(coroutine):
     return asyncio.run(coroutine)
+
+
+def eval_items_of(cfg: RunConfig) -> list:
+    """The evaluation items a run config names: its held-out tasks, M3ToolEval tasks and tau-bench task files."""
+    items = []
+    if cfg.eval.heldout_tasks:
+        items += heldout_items(cfg.eval.heldout_tasks, cfg.executor.action_format, cfg.eval.max_tasks)
+    if cfg.eval.m3tooleval_tasks:
+        items += m3_items(cfg.eval.m3tooleval_tasks, cfg.eval.max_tasks, cfg.eval.m3_domains)
+    for env, path in cfg.eval.taubench_tasks.items():
+        items += tau_items(
+            env, path, taubench_env_config(cfg, env, path), cfg.eval.max_tasks, cfg.executor.action_format
+        )
+    return items
+
+
+def taubench_env_config(cfg: RunConfig, env: str, tasks_path: str) -> dict:
+    """The world a tau-bench task file is evaluated in: the `data_dir` of the run's `env` environment when it has
+    one, else the folder holding the tasks file; it must hold the benchmark's database."""
+    configured = [
+        spec.env_config["data_dir"] for spec in cfg.envs if spec.name == env and spec.env_config.get("data_dir")
+    ]
+    data_dir = configured[0] if configured else os.path.dirname(os.path.abspath(tasks_path))
+    try:
+        env_class(env).world_source({"data_dir": data_dir})
+    except (OSError, ValueError) as exc:
+        where = "envs[].env_config.data_dir" if configured else f"the folder of eval.taubench_tasks.{env}"
+        raise ConfigError(
+            f"eval.taubench_tasks.{env}={tasks_path!r} needs the tau-bench {env} database: {exc} (taken from {where}); "
+            f"set envs=[{{name: {env}, env_config: {{data_dir: <folder with the database>}}}}]"
+        ) from None
+    return {"data_dir": data_dir}
