@@ -18,6 +18,7 @@ from selfchallenge.tasks.parser import format_task
 from selfchallenge.tasks.record import load_tasks
 from selfchallenge.warmstart import FLAWS, GENERATOR_DOMAINS, WarmstartConfig, build_heldout, generate_tasks
 from selfchallenge.warmstart.families import FAMILY_NAMES, TRADE_WORDINGS
+from selfchallenge.warmstart.families_tau import RETAIL_FAMILIES
 from selfchallenge.warmstart.generators import FAMILIES, assemble
 from selfchallenge.warmstart.recipe import load_options, run_settings, task_key, training_tasks, warmstart
 from selfchallenge.warmstart.transcripts import (
@@ -107,6 +108,31 @@ def test_executor_families_split_the_heldout_set_into_transfer_and_retention(tmp
     assert {t.provenance["split"] for t in plain} == {"retention"}
     with pytest.raises(ConfigError, match=r"warmstart.executor_families has \['decoder_hex'\].*trade_tariff"):
         run_settings(trade, WarmstartConfig(executor_families=["decoder_hex"]))
+
+
+def test_executor_families_split_a_tau_world_too_and_name_only_their_own_environment(tmp_path):
+    seen = ["retail_order_status", "retail_cancel", "trade_convert"]
+    options = WarmstartConfig(seed=1, challenger_transcripts=16, executor_transcripts=8, executor_families=seen)
+    both = RunConfig(envs=[EnvSpec(env_config={"domain": "trade_calculator"}), EnvSpec(name="retail")])
+    settings = run_settings(both, options)
+    challenger, executor = training_tasks(options, settings)
+    by_env = {env: {g.family for g in executor if g.task.env == env} for env in ("calculation", "retail")}
+    assert by_env == {"calculation": {"trade_convert"}, "retail": {"retail_order_status", "retail_cancel"}}
+    assert {g.family for g in challenger if g.task.env == "retail"} == {f.__name__ for f in RETAIL_FAMILIES}
+    exclude = [task_key(g.task) for g in challenger + executor]
+    heldout = build_heldout(str(tmp_path / "h.jsonl"), 12, 1, settings.domains, exclude, seen, settings.worlds)
+    assert [sum(t.env == env for t in heldout) for env in ("calculation", "retail")] == [12, 12]
+    assert not {task_key(t) for t in heldout} & set(exclude)
+    for task in heldout:
+        assert task.provenance["split"] == ("retention" if task.provenance["generator"] in seen else "transfer")
+    retail_splits = {t.provenance["split"] for t in heldout if t.env == "retail"}
+    assert retail_splits == {"transfer", "retention"}
+    # naming only calculation families leaves every retail family to the executor (and the reverse)
+    calc_only = WarmstartConfig(seed=1, challenger_transcripts=4, executor_transcripts=8, executor_families=seen[2:])
+    _, executor = training_tasks(calc_only, run_settings(both, calc_only))
+    assert len({g.family for g in executor if g.task.env == "retail"}) > 2
+    with pytest.raises(ConfigError, match=r"\['retail_refund'\].*retail_address"):
+        run_settings(both, WarmstartConfig(executor_families=["retail_refund"]))
 
 
 def _sampled_tokens(trajectory) -> list[int]:

@@ -38,7 +38,7 @@ def _visited_and(page: str, check: str) -> str:
     return f"def evaluate(state, answer):\n    if {page!r} not in state['visited']:\n        return False\n    {check}"
 
 
-def item_price(rng: random.Random, world: World) -> Script | None:
+def web_item_price(rng: random.Random, world: World) -> Script | None:
     pages = world.env.site["pages"]
     items = _with_pages(world.env.metadata["item_info"], pages)
     if len(items) < 2:
@@ -65,7 +65,7 @@ def item_price(rng: random.Random, world: World) -> Script | None:
     )
 
 
-def person_fact(rng: random.Random, world: World) -> Script | None:
+def web_person_fact(rng: random.Random, world: World) -> Script | None:
     pages = world.env.site["pages"]
     people = _with_pages(world.env.metadata["person_info"], pages)
     if len(people) < 2:
@@ -77,7 +77,7 @@ def person_fact(rng: random.Random, world: World) -> Script | None:
         wrong = value + "s"
     text = "return str(answer).strip().lower() == {!r}"
     return Script(
-        family=f"web_person_{field}",
+        family="web_person_fact",
         instruction=f"What is the {what} of {person['name']} according to the web site? Answer with the {what} only.",
         verifier=_visited_and(page, text.format(value.lower())),
         wrong_verifier=_visited_and(page, text.format(wrong.lower())),
@@ -92,4 +92,4 @@ def person_fact(rng: random.Random, world: World) -> Script | None:
     )
 
 
-FAMILIES = [item_price, person_fact]
+FAMILIES = [web_item_price, web_person_fact]  # a family's name is its function's

@@ -11,7 +11,7 @@ calculation domains, and the worlds of web_browsing, retail and airline; `warmst
 with families_web.py and families_tau.py) -> build the tiny model (tokenizer trained on the project's prompts,
 this run's prompts and the generated texts) -> scripted transcripts through the real episode loops and Docker
 sandbox (challenger, executor, and in retail/airline the simulated user's side) -> SFT with the project's
-LearnerGroup (DeepSpeed on CPU) -> HF export to DIR (+ DIR/warmstart.json, DIR/heldout.jsonl for calculation).
+LearnerGroup (DeepSpeed on CPU) -> HF export to DIR (+ DIR/warmstart.json, DIR/heldout.jsonl: held-out tasks per environment).
 Deterministic by seed; a finished DIR with the same recipe hash is reused as is.
 
 The defaults deliberately stop short of mastery (10 epochs over 132 transcripts, few of them the executor's): the
@@ -129,11 +129,13 @@ def run_settings(run_cfg: RunConfig | None, options: WarmstartConfig) -> RunSett
     if unknown:
         raise ConfigError(f"warmstart.domains has {unknown}; choose from {list(GENERATOR_DOMAINS)}")
     known = [name for domain in domains for name in FAMILY_NAMES[domain]]
+    known += [family.__name__ for name, _ in worlds for family in WORLD_FAMILIES[name]]
     unknown = [name for name in options.executor_families if name not in known]
     if unknown:
         raise ConfigError(
             f"warmstart.executor_families has {unknown}, which are not task families of the warm-started "
-            f"calculation domains {domains}; choose from {known} (or leave it empty for every family)"
+            f"environments (calculation domains {domains}, worlds {[name for name, _ in worlds]}); choose from "
+            f"{list(dict.fromkeys(known))} (or leave it empty for every family)"
         )
     budget = TranscriptBudget(
         explore_turns=run_cfg.challenger.explore_turns,
@@ -162,6 +164,12 @@ def recipe_hash(options: WarmstartConfig, settings: RunSettings) -> str:
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def shown_families(env_families: list[str], executor_families: list[str]) -> list[str]:
+    """The families of one environment that the executor's transcripts are drawn from: those of `env_families`
+    that `executor_families` names, or all of them when it names none (it may name another environment's)."""
+    return [name for name in env_families if name in executor_families] or list(env_families)
+
+
 def training_tasks(options: WarmstartConfig, settings: RunSettings) -> tuple[list[GeneratedTask], list[GeneratedTask]]:
     """(challenger tasks incl. flawed ones, executor tasks): the seed streams the recipe trains on, per environment
     (`challenger_transcripts` and `executor_transcripts` each)."""
@@ -170,19 +178,23 @@ def training_tasks(options: WarmstartConfig, settings: RunSettings) -> tuple[lis
         challenger += generate_tasks(
             options.challenger_transcripts, options.seed, settings.domains, options.flawed_rate, options.failure_cases
         )
+        calculation = [name for domain in settings.domains for name in FAMILY_NAMES[domain]]
+        shown = shown_families(calculation, options.executor_families)
         executor += generate_tasks(
             options.executor_transcripts, options.seed + EXECUTOR_SEED_OFFSET, settings.domains, 0.0,
-            options.failure_cases, options.executor_families or None,
+            options.failure_cases, None if shown == calculation else shown,
         )  # fmt: skip
     for name, env_config in settings.worlds:
         families = WORLD_FAMILIES[name]
+        shown = shown_families([family.__name__ for family in families], options.executor_families)
         challenger += generate_scripted_tasks(
             name, env_config, families, options.challenger_transcripts, options.seed, options.flawed_rate,
             options.failure_cases, id_prefix="warmstart-challenger",
         )  # fmt: skip
         executor += generate_scripted_tasks(
-            name, env_config, families, options.executor_transcripts, options.seed + EXECUTOR_SEED_OFFSET, 0.0,
-            options.failure_cases, id_prefix="warmstart-executor",
+            name, env_config, [family for family in families if family.__name__ in shown],
+            options.executor_transcripts, options.seed + EXECUTOR_SEED_OFFSET, 0.0, options.failure_cases,
+            id_prefix="warmstart-executor",
         )  # fmt: skip
     return challenger, executor
 
@@ -217,22 +229,33 @@ def build_heldout(
     domains: list[str] | tuple[str, ...] = (TRADE,),
     exclude=(),
     executor_families: list[str] | tuple[str, ...] = (),
+    worlds: list[tuple[str, dict]] | tuple = (),
 ) -> list[CaTTask]:
-    """Write `n` good generated tasks (seed stream seed + 10_000) to the JSONL `path`; none of their
-    (instruction, inputs) pairs is in `exclude` (the training tasks, as `task_key`s). Each task's
-    `provenance["split"]` says what it measures: "transfer" when its family is not one of `executor_families`
-    (the executor was never shown one), "retention" otherwise (a family it was shown, a new instance). Returns
-    the tasks."""
-    excluded = set(exclude)
-    pool = generate_tasks(3 * n + len(excluded), seed + HELDOUT_SEED_OFFSET, domains, 0.0) if n else []
-    chosen = [g.task for g in pool if task_key(g.task) not in excluded][:n]
-    if len(chosen) < n:
-        raise ValueError(f"only {len(chosen)} held-out tasks differ from the training set; ask for fewer than {n}")
+    """Write `n` good generated tasks per environment (the calculation `domains` together, then each of `worlds`;
+    seed stream seed + 10_000) to the JSONL `path`; none of their (instruction, inputs) pairs is in `exclude` (the
+    training tasks, as `task_key`s). Each task's `provenance["split"]` says what it measures: "transfer" when its
+    family is not one its environment's executor transcripts showed (`shown_families`), "retention" otherwise (a
+    family it was shown, a new instance). Returns the tasks."""
+    excluded, stream = set(exclude), seed + HELDOUT_SEED_OFFSET
+    pools = []
+    if n and domains:
+        calculation = [name for domain in domains for name in FAMILY_NAMES[domain]]
+        pools.append(("calculation", generate_tasks(3 * n + len(excluded), stream, domains, 0.0), calculation))
+    for name, env_config in worlds if n else ():
+        families = WORLD_FAMILIES[name]
+        generated = generate_scripted_tasks(name, env_config, families, 3 * n, stream, id_prefix="heldout")
+        pools.append((name, generated, [family.__name__ for family in families]))
+    chosen: list[CaTTask] = []
+    for name, pool, families in pools:
+        fresh = [g.task for g in pool if task_key(g.task) not in excluded][:n]
+        if len(fresh) < n:
+            raise ValueError(f"only {len(fresh)} held-out {name} tasks differ from the training set; ask for fewer")
+        shown = shown_families(families, list(executor_families))
+        for task in fresh:
+            split = "retention" if task.provenance.get("generator") in shown else "transfer"
+            task.provenance = {**task.provenance, "heldout": True, "seed": stream, "split": split}
+        chosen += fresh
     assert not {task_key(t) for t in chosen} & excluded, "held-out tasks overlap the training set"
-    for task in chosen:
-        family = task.provenance.get("generator")
-        split = "transfer" if executor_families and family not in executor_families else "retention"
-        task.provenance = {**task.provenance, "heldout": True, "seed": seed + HELDOUT_SEED_OFFSET, "split": split}
     save_tasks_jsonl(path, chosen)
     return chosen
 
@@ -425,11 +448,11 @@ def _build(options: WarmstartConfig, out_dir: str, settings: RunSettings, digest
     if options.seed_tasks:
         exclude = [task_key(t.task) for t in challenger_tasks + executor_tasks]
         build_seed_tasks(os.path.join(out_dir, "seed_tasks.jsonl"), options.seed_tasks, options, settings, exclude)
-    if options.heldout_tasks and settings.domains:
+    if options.heldout_tasks:
         exclude = [task_key(t.task) for t in challenger_tasks + executor_tasks]
         build_heldout(
             os.path.join(out_dir, "heldout.jsonl"), options.heldout_tasks, options.seed, settings.domains, exclude,
-            options.executor_families,
+            options.executor_families, settings.worlds,
         )  # fmt: skip
     timings["total_s"] = round(time.monotonic() - begin, 1)
     marker = {
