@@ -68,8 +68,9 @@ class WarmstartConfig:
     flawed_rate: float = 0.2  # fraction of challenger transcripts that write a flawed task
     failure_cases: int = 2  # per generated task (2-3): fewer keeps the challenger's task turn short
     executor_transcripts: int = 12
-    # calculation families the executor transcripts are drawn from (names of families.FAMILY_NAMES); empty = every
-    # family. The challenger transcripts always cover every family, so the challenger can write (and the filter
+    # families the executor transcripts are drawn from (calculation: names of families.FAMILY_NAMES; worlds: the
+    # family functions' names); an environment none of whose families is named keeps all; empty = every family.
+    # The challenger transcripts always cover every family, so the challenger can write (and the filter
     # check) tasks of families the executor never saw: the held-out tasks of those are the "transfer" split.
     executor_families: list[str] = field(default_factory=list)
     # SFT (learner.algorithm = sft). 10 epochs, not 6: after 6 the sampled challenger garbles most tasks (seed 2
@@ -84,7 +85,7 @@ class WarmstartConfig:
     grad_clip: float = 1.0
     num_cpus: int = 2  # CPUs (torch threads) of the learner
     concurrency: int = 8  # scripted episodes in flight
-    heldout_tasks: int = 40  # written to <out_dir>/heldout.jsonl (0 = none)
+    heldout_tasks: int = 40  # per environment, written to <out_dir>/heldout.jsonl (0 = none)
     # good generated tasks per environment written to <out_dir>/seed_tasks.jsonl (none of them trained on), for
     # challenger.seed_tasks: work for every stage of a run whose tiny challenger writes few tasks that parse
     seed_tasks: int = 0
