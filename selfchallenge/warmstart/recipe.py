@@ -129,8 +129,7 @@ def run_settings(run_cfg: RunConfig | None, options: WarmstartConfig) -> RunSett
     unknown = [d for d in domains if d not in GENERATOR_DOMAINS]
     if unknown:
         raise ConfigError(f"warmstart.domains has {unknown}; choose from {list(GENERATOR_DOMAINS)}")
-    known = [name for domain in domains for name in FAMILY_NAMES[domain]]
-    known += [family.__name__ for name, _ in worlds for family in WORLD_FAMILIES[name]]
+    known = calculation_family_names(domains) + [family for name, _ in worlds for family in world_family_names(name)]
     unknown = [name for name in options.executor_families if name not in known]
     if unknown:
         raise ConfigError(
@@ -165,6 +164,14 @@ def recipe_hash(options: WarmstartConfig, settings: RunSettings) -> str:
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def calculation_family_names(domains: list[str] | tuple[str, ...]) -> list[str]:
+    return [name for domain in domains for name in FAMILY_NAMES[domain]]
+
+
+def world_family_names(world: str) -> list[str]:
+    return [family.__name__ for family in WORLD_FAMILIES[world]]  # each family's Script.family is its function's
+
+
 def shown_families(env_families: list[str], executor_families: list[str]) -> list[str]:
     """The families of one environment that the executor's transcripts are drawn from: those of `env_families`
     that `executor_families` names, or all of them when it names none (it may name another environment's)."""
@@ -179,7 +186,7 @@ def training_tasks(options: WarmstartConfig, settings: RunSettings) -> tuple[lis
         challenger += generate_tasks(
             options.challenger_transcripts, options.seed, settings.domains, options.flawed_rate, options.failure_cases
         )
-        calculation = [name for domain in settings.domains for name in FAMILY_NAMES[domain]]
+        calculation = calculation_family_names(settings.domains)
         shown = shown_families(calculation, options.executor_families)
         executor += generate_tasks(
             options.executor_transcripts, options.seed + EXECUTOR_SEED_OFFSET, settings.domains, 0.0,
@@ -187,7 +194,7 @@ def training_tasks(options: WarmstartConfig, settings: RunSettings) -> tuple[lis
         )  # fmt: skip
     for name, env_config in settings.worlds:
         families = WORLD_FAMILIES[name]
-        shown = shown_families([family.__name__ for family in families], options.executor_families)
+        shown = shown_families(world_family_names(name), options.executor_families)
         challenger += generate_scripted_tasks(
             name, env_config, families, options.challenger_transcripts, options.seed, options.flawed_rate,
             options.failure_cases, id_prefix="warmstart-challenger",
@@ -240,12 +247,11 @@ def build_heldout(
     excluded, stream = set(exclude), seed + HELDOUT_SEED_OFFSET
     pools = []
     if n and domains:
-        calculation = [name for domain in domains for name in FAMILY_NAMES[domain]]
-        pools.append(("calculation", generate_tasks(3 * n + len(excluded), stream, domains, 0.0), calculation))
+        pool = generate_tasks(3 * n + len(excluded), stream, domains, 0.0)
+        pools.append(("calculation", pool, calculation_family_names(domains)))
     for name, env_config in worlds if n else ():
-        families = WORLD_FAMILIES[name]
-        generated = generate_scripted_tasks(name, env_config, families, 3 * n, stream, id_prefix="heldout")
-        pools.append((name, generated, [family.__name__ for family in families]))
+        pool = generate_scripted_tasks(name, env_config, WORLD_FAMILIES[name], 3 * n, stream, id_prefix="heldout")
+        pools.append((name, pool, world_family_names(name)))
     chosen: list[CaTTask] = []
     for name, pool, families in pools:
         fresh = [g.task for g in pool if task_key(g.task) not in excluded][:n]
