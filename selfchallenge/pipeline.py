@@ -291,12 +291,12 @@ def stage_solve(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
     jobs = episode_jobs([(task, range(k)) for task in tasks])
     records = asyncio.run(run_journaled(jobs, journal, cfg.executor.concurrency, f"iter {iteration} solve", on_error))
     _stop_if_lost(f"iter_{iteration}/solve", records, "executor episodes", journal)
+    solved = {r["task_id"] for r in records if r.get("reward", 0) >= 1.0}
     extra, more = cfg.executor.resample_unsolved, []
     if extra:
         # A 0/1-reward learner has nothing to learn from a task none of its k samples solved: give those tasks
         # `extra` more samples, so that a skill solved ~1% of the time is found at all. Decided by the first
         # round's journaled records alone (complete here), so a resumed run resamples the same tasks.
-        solved = {r["task_id"] for r in records if r.get("reward", 0) >= 1.0}
         more = episode_jobs([(task, range(k, k + extra)) for task in tasks if task.id not in solved])
         desc = f"iter {iteration} resample unsolved"
         records += asyncio.run(run_journaled(more, journal, cfg.executor.concurrency, desc, on_error))
@@ -307,6 +307,7 @@ def stage_solve(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
     rewards = [t.reward for t in trajectories]
     by_task = successes_by_task(trajectories)
     sampled = sum(t.num_sampled_tokens for t in trajectories)
+    solved_tasks = sum(any(v) for v in by_task.values())
     log.log(
         iteration,
         "rollout",
@@ -314,12 +315,12 @@ def stage_solve(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
             "episodes": len(records),
             "trained_on": len(trajectories),
             "mean_reward": _mean(rewards),
-            "solved_tasks": sum(any(v) for v in by_task.values()),
+            "solved_tasks": solved_tasks,
             "tasks": len(by_task),
             "end_reasons": dict(Counter(r["reason"] for r in records)),
             "sampled_tokens": sampled,
             "resampled_episodes": len(more),
-            "solved_by_resampling": len({r["task_id"] for r in records[len(jobs) :] if r.get("reward", 0) >= 1.0}),
+            "solved_by_resampling": solved_tasks - len(solved),
             "tokens_per_s": round(sampled / elapsed, 1)
             if elapsed > 1 and len(journal) == len(jobs) + len(more)
             else None,
