@@ -40,6 +40,7 @@ from .run_dir import RunDir
 from .tasks.check_rule import funnel_counts
 from .tasks.dedup import cap_per_instruction, deduplicate
 from .tasks.filter_modes import deciding_stage, reaches_executor
+from .tasks.parser import nothing_kept_hint
 from .tasks.record import CaTTask, save_tasks, save_tasks_jsonl
 from .tracking import MetricsLogger, sample_rows
 
@@ -220,6 +221,8 @@ def stage_check(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
         f"-> kept by challenger.filter={mode} (decided at {f['decided_by']}) {f['kept']} "
         f"-> kept after dedup {f['deduplicated']}" + (f" -> after the instruction cap {len(kept)}" if capped else "")
     )
+    if not kept:
+        logger.warning(nothing_kept_hint(iteration, len(proposals), reasons))
     run.mark(f"iter_{iteration}/check")
 
 

@@ -172,3 +172,22 @@ def format_task(task: CaTTask) -> str:
         "</task>",
     ]
     return "\n".join(parts)
+
+
+def nothing_kept_hint(iteration: int, proposed: int, reasons: dict[str, int]) -> str:
+    """What to tell the user when an iteration's filter kept no task: the commonest rejections, and the likely fix
+    when most proposals did not even parse (a challenger that cannot write the format yet)."""
+    top = ", ".join(f"{reason} x{count}" for reason, count in sorted(reasons.items(), key=lambda kv: -kv[1])[:3])
+    unparsed = sum(count for reason, count in reasons.items() if reason in PARSE_REASONS)
+    if proposed and unparsed * 2 >= proposed:
+        fix = (
+            "most proposals did not parse, so the challenger cannot write the <task> format yet: warm-start it longer "
+            "(warmstart.epochs, warmstart.challenger_transcripts) or start from a stronger model.path; when "
+            "unclosed_tag leads, check that challenger.max_tokens leaves room for the whole task"
+        )
+    else:
+        fix = f"each verdict's detail is in iter_{iteration:03d}/checks.jsonl"
+    return (
+        f"iteration {iteration}: none of {proposed} proposals reached the executor ({top or 'no reasons'}), so it "
+        f"trains on nothing; {fix}"
+    )
