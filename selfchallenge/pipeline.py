@@ -222,7 +222,7 @@ def stage_check(cfg: RunConfig, run: RunDir, rt, iteration: int, log: MetricsLog
         f"-> kept after dedup {f['deduplicated']}" + (f" -> after the instruction cap {len(kept)}" if capped else "")
     )
     if not kept:
-        logger.warning(nothing_kept_hint(iteration, len(proposals), reasons))
+        logger.warning(nothing_kept_hint(iteration, f["proposed"], f["parsed"], reasons))
     run.mark(f"iter_{iteration}/check")
 
 

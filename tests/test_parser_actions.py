@@ -98,10 +98,10 @@ def test_inputs_tag_sets_env_config_and_round_trips():
 
 
 def test_an_iteration_that_keeps_nothing_says_why_and_what_to_change():
-    unparsed = nothing_kept_hint(3, 32, {"unclosed_tag": 20, "missing_instruction": 7, "missing_verifier": 5})
+    unparsed = nothing_kept_hint(3, 32, 0, {"unclosed_tag": 20, "missing_instruction": 7, "missing_verifier": 5})
     assert "none of 32 proposals" in unparsed and "unclosed_tag x20, missing_instruction x7" in unparsed
     assert "warmstart.epochs" in unparsed and "challenger.max_tokens" in unparsed
     # a challenger that writes the format but whose tasks fail the filter is pointed at the verdicts instead
-    judged = nothing_kept_hint(3, 32, {"solution_error": 25, "unclosed_tag": 7})
+    judged = nothing_kept_hint(3, 32, 25, {"solution_error": 25, "unclosed_tag": 7})
     assert "iter_003/checks.jsonl" in judged and "warmstart.epochs" not in judged
-    assert "no reasons" in nothing_kept_hint(0, 0, {})
+    assert "no reasons" in nothing_kept_hint(0, 0, 0, {})

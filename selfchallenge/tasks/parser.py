@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 from .record import CaTTask, instance_key, task_id
@@ -174,12 +175,11 @@ def format_task(task: CaTTask) -> str:
     return "\n".join(parts)
 
 
-def nothing_kept_hint(iteration: int, proposed: int, reasons: dict[str, int]) -> str:
+def nothing_kept_hint(iteration: int, proposed: int, parsed: int, reasons: dict[str, int]) -> str:
     """What to tell the user when an iteration's filter kept no task: the commonest rejections, and the likely fix
     when most proposals did not even parse (a challenger that cannot write the format yet)."""
-    top = ", ".join(f"{reason} x{count}" for reason, count in sorted(reasons.items(), key=lambda kv: -kv[1])[:3])
-    unparsed = sum(count for reason, count in reasons.items() if reason in PARSE_REASONS)
-    if proposed and unparsed * 2 >= proposed:
+    top = ", ".join(f"{reason} x{count}" for reason, count in Counter(reasons).most_common(3))
+    if proposed and parsed * 2 <= proposed:
         fix = (
             "most proposals did not parse, so the challenger cannot write the <task> format yet: warm-start it longer "
             "(warmstart.epochs, warmstart.challenger_transcripts) or start from a stronger model.path; when "
