@@ -219,3 +219,27 @@ def test_check_payload_validation_names_the_field(pool):
 def test_make_backend_rejects_unknown_names():
     with pytest.raises(SandboxUnavailable, match="not one of"):
         make_backend(CFG, name="chroot")
+
+
+def test_the_processes_that_fork_jobs_do_not_import_threading():
+    """threading's at-fork hook runs in every child of a process that imported it (~0.3 ms and ~130 page faults
+    per fork on a 2-core VM, ~10 forks per check: bench/sandbox_throughput.py). The worker, its zygote and the env
+    hosts fork every job, so neither they nor the environments they warm may import it (use _thread)."""
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "import selfchallenge.sandbox.worker\n"
+        "from selfchallenge.envs import ENV_NAMES, make_env\n"
+        "for name in ENV_NAMES:\n"
+        "    make_env(name, {})\n"
+        "print(sorted(m for m in ('threading', 'concurrent.futures', 'logging') if m in sys.modules))\n"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", "-B", "-c", f"import sys; sys.path.insert(0, {root!r})\n{probe}"],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    assert out.stdout.strip() == "[]", f"modules with at-fork work imported by the worker: {out.stdout}"

@@ -12,13 +12,13 @@ Values travel as wire.py's tagged JSON, so tuples, int/float, sets and non-strin
 
 from __future__ import annotations
 
+import _thread  # not threading: its at-fork hook would run in every fork of the worker (~0.3 ms each)
 import ast
 import builtins
 import itertools
 import linecache
 import signal
 import sys
-import threading
 from typing import Any
 
 from selfchallenge.sandbox import cleanup, jobs, protocol, wire
@@ -65,8 +65,8 @@ class ToolChannel:
         self.fd = fd
         self.max_message_bytes = max_message_bytes
         self.reader = protocol.LineReader(fd, max_message_bytes + protocol.ENVELOPE_SLACK_BYTES)
-        self.lock = threading.RLock()  # one call at a time; callbacks may call tools again (same thread)
-        self._write_lock = threading.Lock()  # whole messages only, whichever thread writes
+        self.lock = _thread.RLock()  # one call at a time; callbacks may call tools again (same thread)
+        self._write_lock = _thread.allocate_lock()  # whole messages only, whichever thread writes
         self._ids = itertools.count(1)
         self._requests: list[dict] = []  # a session's next code action, read by a thread waiting for a tool
 
