@@ -12,7 +12,7 @@ mounted as the workers see it, and times N forks of:
 Per kind: wall ms per fork (parent's fork + child's life + reaping), the child's CPU ms and its minor page faults.
 Far less noisy than bench/sandbox_throughput.py: use it to A/B a change to what the worker imports or does per fork.
 
-    python bench/fork_cost.py [--forks 400]
+    python bench/fork_cost.py [--forks 400] [--image selfchallenge-sandbox:1]
 
 Prints one JSON line: {"bare": {...}, "zygote": {...}, "verifier": {...}, "zygote_anon_kb": ..., "forks": N}.
 """
@@ -84,14 +84,14 @@ print(json.dumps(result))
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--forks", type=int, default=400, help="forks per kind")
+    parser.add_argument("--image", default=SandboxConfig().image, help="sandbox image (sandbox.image)")
     args = parser.parse_args(argv)
-    cfg = SandboxConfig()
     argv = ["docker", "run", "--rm", "-i", "--network", "none", "--user", "65534:65534", "--tmpfs", "/tmp"]
     for host, inside in code_mounts():
         argv += ["-v", f"{host}:{inside}:ro"]
     probe = f"ROOT = {SANDBOX_PACKAGE_ROOT!r}\n{PROBE}"
-    argv += [cfg.image, "python3", *PYTHON_FLAGS, "-", str(args.forks)]
-    print(f"{args.forks} forks per kind in one {cfg.image} container", flush=True)
+    argv += [args.image, "python3", *PYTHON_FLAGS, "-", str(args.forks)]
+    print(f"{args.forks} forks per kind in one {args.image} container", flush=True)
     done = subprocess.run(argv, input=probe, capture_output=True, text=True, timeout=600, check=False)
     if done.returncode != 0:
         sys.exit(f"the probe failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}")

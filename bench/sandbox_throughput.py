@@ -5,7 +5,7 @@
 Prints progress, then one JSON line: {"checks_per_s": {...}, "ms_per_check": {...}, "ratios": {...}, "n": ...}.
 Targets: warm Docker >= 20x cold Docker, and >= 0.5x unsandboxed.
 
-    python bench/sandbox_throughput.py [--n 200] [--workers 2] [--cold-n 40] [--modes docker_warm,docker_cold,...]
+    python bench/sandbox_throughput.py [--n 200] [--workers 2] [--cold-n 40] [--modes docker_warm,docker_cold,...] [--image ...]
 """
 
 from __future__ import annotations
@@ -110,13 +110,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--failure-cases", type=int, default=3)
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {MODES}")
     parser.add_argument("--chunk", type=int, default=20, help="checks per mode before switching to the next mode")
+    parser.add_argument("--image", default=SandboxConfig().image, help="sandbox image of the Docker modes")
     args = parser.parse_args(argv)
     modes = [mode for mode in args.modes.split(",") if mode]
     unknown = sorted(set(modes) - set(MODES))
     if unknown:
         parser.error(f"unknown mode(s) {unknown}; choose from {list(MODES)}")
 
-    cfg = SandboxConfig(num_workers=args.workers, max_sessions=1)
+    cfg = SandboxConfig(num_workers=args.workers, max_sessions=1, image=args.image)
     tasks = make_tasks(args.n, args.failure_cases)
     runners = {mode: open_mode(mode, cfg, tasks[: 2 * args.workers]) for mode in modes}
     # The machine may be shared: interleave the modes chunk by chunk so that load changes hit them alike.
