@@ -52,14 +52,14 @@ result = {"bare": timed(lambda: None)}
 import json
 sys.path.insert(0, ROOT)
 import selfchallenge.sandbox.worker  # noqa: F401 - what the worker imports
-from selfchallenge.envs import ENV_NAMES, make_env
+from selfchallenge.envs import ENV_NAMES, env_class, make_env
 from selfchallenge.sandbox import cleanup, jobs
 for name in ENV_NAMES:
     try:
-        make_env(name, {})  # the worker pre-imports every environment
+        env_class(name)  # as the worker's main does before it forks the zygote
     except Exception:
         pass
-make_env("calculation", {"domain": "trade_calculator"})
+make_env("calculation", {"domain": "trade_calculator"})  # the zygote's `warm`
 cleanup.set_process_name("sc-probe")
 jobs.install_child_streams()
 gc.collect()

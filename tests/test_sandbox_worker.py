@@ -6,6 +6,9 @@ hostile programs: test_sandbox_hostile.py.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -223,12 +226,8 @@ def test_make_backend_rejects_unknown_names():
 
 def test_the_processes_that_fork_jobs_do_not_import_threading():
     """threading's at-fork hook runs in every child of a process that imported it (~0.3 ms and ~130 page faults
-    per fork on a 2-core VM, ~10 forks per check: bench/sandbox_throughput.py). The worker, its zygote and the env
+    per fork on a 2-core VM, bench/fork_cost.py; about ten forks per check). The worker, its zygote and the env
     hosts fork every job, so neither they nor the environments they warm may import it (use _thread)."""
-    import os
-    import subprocess
-    import sys
-
     probe = (
         "import sys\n"
         "import selfchallenge.sandbox.worker\n"
