@@ -37,6 +37,10 @@ def _run(coro):
     return asyncio.run(coro)
 
 
+def _run_within(seconds, coro):
+    return asyncio.run(asyncio.wait_for(coro, seconds))
+
+
 def _opening(task):
     return executor_opening(task.env, make_env(task.env, task.env_config), task.instruction, "code")
 
@@ -461,6 +465,79 @@ def test_infra_errors_are_never_rewards_but_the_models_own_session_loss_is(tiny_
                 episode_id="x",
             )
         )  # fmt: skip
+
+
+class _RecordingSandbox:
+    """A sandbox that logs every call in order, and whose opening can be held back or fail."""
+
+    def __init__(self, open_error=None):
+        self.calls, self.open_error = [], open_error
+        self.release = asyncio.Event()
+
+    async def open_session(self, env, env_config, discovery_seed=None):
+        self.calls.append("open:start")
+        await self.release.wait()
+        self.calls.append("open:done")
+        if self.open_error:
+            raise self.open_error
+        return "s1"
+
+    async def session_exec(self, session_id, code):
+        self.calls.append(f"exec:{session_id}")
+        return {"status": "ok", "stdout": "1\n"}
+
+    async def session_snapshot(self, session_id):
+        self.calls.append("snapshot")
+        return {"status": "ok", "state_hash": "h"}
+
+    async def session_evaluate(self, session_id, verifier, answer, final=False):
+        self.calls.append(f"evaluate:final={final}")
+        return {"status": "ok", "verdict": True, "state_hash": "h"}
+
+    async def close_session(self, session_id):
+        self.calls.append(f"close:{session_id}")
+
+
+class _GatedPolicy:
+    """Lets the session's opening finish only once a turn is being generated: an episode that waited for its
+    session before generating would wait forever (the test's timeout)."""
+
+    def __init__(self, inner, sandbox, fail=False):
+        self.inner, self.sandbox, self.fail = inner, sandbox, fail
+
+    async def generate(self, ids, sampling):
+        self.sandbox.calls.append("generate")
+        self.sandbox.release.set()
+        if self.fail:
+            raise RuntimeError("the engine died")
+        return await self.inner.generate(ids, sampling)
+
+
+def test_the_session_opens_while_the_first_turn_is_generated_and_is_always_closed(tiny_chat):
+    """The session's opening overlaps the first turn; the verdict and the state hash come from one final evaluate
+    (no separate snapshot); an episode whose engine fails still closes the session it opened, and a session that
+    cannot open fails the episode with the sandbox's error."""
+    sandbox = _RecordingSandbox()
+    policy = _GatedPolicy(_policy(tiny_chat, [format_code_action("print(1)"), "Answer: 1"]), sandbox)
+    out = _run_within(10, run_executor_episode(TASK, policy, sandbox, tiny_chat, _opening(TASK), ExecutorSettings()))
+    assert set(sandbox.calls[:2]) == {"open:start", "generate"} and sandbox.calls[2] == "open:done"
+    assert sandbox.calls[3:] == ["exec:s1", "generate", "evaluate:final=True", "close:s1"]
+    assert out.reward == 1.0 and out.info["state_hash"] == "h"
+
+    sandbox = _RecordingSandbox()
+    with pytest.raises(RuntimeError, match="engine died"):
+        _run(
+            run_executor_episode(
+                TASK, _GatedPolicy(None, sandbox, fail=True), sandbox, tiny_chat, _opening(TASK), ExecutorSettings()
+            )
+        )
+    assert sandbox.calls[-1] == "close:s1"
+
+    sandbox = _RecordingSandbox(open_error=RuntimeError("no worker"))
+    policy = _GatedPolicy(_policy(tiny_chat, [format_code_action("print(1)")]), sandbox)
+    with pytest.raises(RuntimeError, match="no worker"):
+        _run_within(10, run_executor_episode(TASK, policy, sandbox, tiny_chat, _opening(TASK), ExecutorSettings()))
+    assert not any(call.startswith(("exec", "close")) for call in sandbox.calls)
 
 
 def test_a_code_set_answer_ends_the_episode_only_where_the_config_asks(docker_pool, tiny_chat):

@@ -23,6 +23,7 @@ from ..tasks.parser import ParseResult, parse_challenger_output
 from ..tasks.record import CaTTask
 from .executor import observation_text, raise_on_infra
 from .policy import stable_seed
+from .sandbox_client import EarlySession
 from .trajectory import Trajectory, successes_by_task
 from .transcript import TokenTranscript
 
@@ -66,7 +67,7 @@ async def run_challenger_episode(
     started = time.monotonic()
     opening = [{"role": "system", "content": system_prompt}, {"role": "user", "content": CHALLENGER_START}]
     transcript = TokenTranscript(prompt_ids=chat.prompt_ids(opening), messages=opening)
-    session_id = await sandbox.open_session(env, env_config, discovery_seed(episode_id))
+    session = EarlySession(sandbox, env, env_config, discovery_seed(episode_id))  # opens during turn 1
     text = ""
     weight_version = 0
     explored = 0
@@ -115,13 +116,13 @@ async def run_challenger_episode(
             action = A.parse_action(text, "code")
             if isinstance(action, A.CodeAction):
                 explored += 1
-                result = raise_on_infra(await sandbox.session_exec(session_id, action.code), "exploration")
+                result = raise_on_infra(await sandbox.session_exec(await session.id(), action.code), "exploration")
                 observation = "Observation:\n" + observation_text(result)
             else:
                 observation = CHALLENGER_NOT_AN_ACTION
             transcript.add_context(chat.append_ids("user", observation), "user", observation)
     finally:
-        await sandbox.close_session(session_id)
+        await session.close()
 
     provenance = {
         **(provenance or {}),

@@ -26,6 +26,7 @@ from ..agents.user import UserBudgetExceeded
 from ..envs import is_dialogue
 from ..eval.m3tooleval import NEITHER_ACTION_NOR_ANSWER, format_code_observation, retry_message
 from ..tasks.record import CaTTask
+from .sandbox_client import EarlySession
 from .trajectory import Trajectory
 from .transcript import TokenTranscript
 
@@ -88,8 +89,8 @@ def raise_on_infra(result: dict, what: str) -> dict:
 class _Episode:
     """The state of one running episode; `step` handles one parsed action and returns the end reason or None."""
 
-    def __init__(self, task: CaTTask, sandbox, session_id: str, settings: ExecutorSettings, user, grade):
-        self.task, self.sandbox, self.session_id = task, sandbox, session_id
+    def __init__(self, task: CaTTask, sandbox, session: EarlySession, settings: ExecutorSettings, user, grade):
+        self.task, self.sandbox, self.session = task, sandbox, session
         self.settings, self.user, self.grade = settings, user, grade
         self.is_dialogue = is_dialogue(task.env)
         self.said: list[str] = []
@@ -102,7 +103,9 @@ class _Episode:
             return await self._final(action.text, retry_observation="")
         if isinstance(action, A.CodeAction):
             self.tool_calls += 1
-            result = raise_on_infra(await self.sandbox.session_exec(self.session_id, action.code), "code action")
+            result = raise_on_infra(
+                await self.sandbox.session_exec(await self.session.id(), action.code), "code action"
+            )
             if result.get("status") == "session_lost":
                 return "session_lost"
             self.observation = self.settings.observation_prefix + observation_text(result, not self.is_dialogue)
@@ -113,7 +116,7 @@ class _Episode:
             return None
         if isinstance(action, A.ToolCall):
             self.tool_calls += 1
-            call = await self.sandbox.session_call(self.session_id, action.name, action.arguments)
+            call = await self.sandbox.session_call(await self.session.id(), action.name, action.arguments)
             result = raise_on_infra(call, "tool call")
             if result.get("status") == "session_lost":
                 return "session_lost"
@@ -144,7 +147,7 @@ class _Episode:
         if self.grade is not None:
             return bool(self.grade({"answer": answer, "said": [], "state_hash": None, "reason": "answered"}))
         verdict = raise_on_infra(
-            await self.sandbox.session_evaluate(self.session_id, self.task.verifier, answer), "judge"
+            await self.sandbox.session_evaluate(await self.session.id(), self.task.verifier, answer), "judge"
         )
         return verdict.get("verdict") is True
 
@@ -160,18 +163,22 @@ class _Episode:
         lost = ("session_lost", 0.0, {"status": "session_lost"}, None)
         if reason == "session_lost":
             return lost
-        snapshot = raise_on_infra(await self.sandbox.session_snapshot(self.session_id), "snapshot")
-        if snapshot.get("status") == "session_lost":
-            return lost
-        state_hash = snapshot.get("state_hash")
         if self.grade is not None:
+            snapshot = raise_on_infra(await self.sandbox.session_snapshot(await self.session.id()), "snapshot")
+            if snapshot.get("status") == "session_lost":
+                return lost
+            state_hash = snapshot.get("state_hash")
             outcome = {"answer": self.final_answer(), "said": self.said, "state_hash": state_hash, "reason": reason}
             return reason, float(bool(self.grade(outcome))), {"status": "ok", "graded_by": "benchmark"}, state_hash
-        # final: the session ends before its verifier runs, which then sees what a check's verifier sees
-        evaluated = await self.sandbox.session_evaluate(self.session_id, self.task.verifier, self.final_answer(), True)
+        # final: the session ends before its verifier runs, which then sees what a check's verifier sees; the
+        # reply carries the hash of the snapshot it judged, so no separate snapshot round trip is needed
+        evaluated = await self.sandbox.session_evaluate(
+            await self.session.id(), self.task.verifier, self.final_answer(), True
+        )
         verdict = raise_on_infra(evaluated, "verifier")
         if verdict.get("status") == "session_lost":
             return lost
+        state_hash = verdict.get("state_hash")
         return reason, (1.0 if verdict.get("verdict") is True else 0.0), verdict, state_hash
 
 
@@ -192,18 +199,18 @@ async def run_executor_episode(
     replaces the task's verifier (benchmark scorers); outcome = {"answer", "said", "state_hash", "reason"}.
     Raises `EpisodeInfraError` when the sandbox fails for host reasons."""
     started = time.monotonic()
-    opening = list(messages)
-    if is_dialogue(task.env):
-        if user is None:
-            raise ValueError(f"{task.env} episodes need a simulated user")
-        opening.append({"role": "user", "content": await user.reset(task.instruction)})
-    transcript = TokenTranscript(prompt_ids=chat.prompt_ids(opening), messages=opening)
-    session_id = await sandbox.open_session(task.env, task.env_config)
-    episode = _Episode(task, sandbox, session_id, settings, user, grade)
-    reason = "max_turns"
-    weight_version = 0
-    sampling = {**settings.sampling, "stop": A.STOP_STRINGS, "include_stop_str_in_output": True}
+    if is_dialogue(task.env) and user is None:
+        raise ValueError(f"{task.env} episodes need a simulated user")
+    session = EarlySession(sandbox, task.env, task.env_config)  # opens during the user's opening and turn 1
     try:
+        opening = list(messages)
+        if is_dialogue(task.env):
+            opening.append({"role": "user", "content": await user.reset(task.instruction)})
+        transcript = TokenTranscript(prompt_ids=chat.prompt_ids(opening), messages=opening)
+        reason = "max_turns"
+        weight_version = 0
+        sampling = {**settings.sampling, "stop": A.STOP_STRINGS, "include_stop_str_in_output": True}
+        episode = _Episode(task, sandbox, session, settings, user, grade)
         for _turn in range(settings.max_turns):
             budget = settings.max_episode_tokens - len(transcript)
             if budget <= 0:
@@ -227,7 +234,7 @@ async def run_executor_episode(
             transcript.add_context(chat.append_ids(role, episode.observation), role, episode.observation)
         reason, reward, verdict_info, state_hash = await episode.score(reason)
     finally:
-        await sandbox.close_session(session_id)
+        await session.close()
     return transcript.to_trajectory(
         id=episode_id or f"{task.id}/{sample_index}/{uuid.uuid4().hex[:6]}",
         task_id=task.id,

@@ -12,6 +12,28 @@ from __future__ import annotations
 import asyncio
 
 
+class EarlySession:
+    """A session that opens in the background while an episode's first turn is generated (nothing before the first
+    action needs it, and at the start of a batch every episode opens one at once). `await id()` where the session
+    is first used; `await close()` in the episode's `finally`, which also closes one an interrupted episode opened."""
+
+    def __init__(self, sandbox, env: str, env_config: dict, discovery_seed: int | None = None):
+        self.sandbox = sandbox
+        kwargs = {} if discovery_seed is None else {"discovery_seed": discovery_seed}
+        self._opening = asyncio.ensure_future(sandbox.open_session(env, env_config, **kwargs))
+
+    async def id(self) -> str:
+        # shielded: an episode cancelled while its session opens still gets (and closes) that session
+        return await asyncio.shield(self._opening)
+
+    async def close(self) -> None:
+        try:
+            session_id = await self.id()
+        except Exception:  # noqa: BLE001 - it never opened; the episode's own error is the one that propagates
+            return
+        await self.sandbox.close_session(session_id)
+
+
 class RaySandbox:
     """Calls SandboxPoolActors (one, or one per sandbox node); every call is awaited without blocking the event
     loop. A session stays on the pool that opened it, new sessions go to the pool with the fewest open, and a
