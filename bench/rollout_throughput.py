@@ -353,8 +353,9 @@ def run_benchmark(args, items, chat, model_path: str, concurrency: int) -> dict:
             for mode in MODES
         }  # fmt: skip
         if not args.no_engine_only:
-            # The first turn of the first C episodes as bare requests: what batching gives without the episode loop.
-            prompts = [chat.prompt_ids(opening) for _, opening in items[:concurrency]]
+            # Every episode's first turn as a bare request: what batching gives without the episode loop (all of
+            # them, not one wave of C: one wave lasts under a second, and its tokens/s moved by up to a third run to run).
+            prompts = [chat.prompt_ids(opening) for _, opening in items]
             turn = {
                 **episode_settings(args).sampling,
                 "min_tokens": args.turn_tokens,
