@@ -17,8 +17,8 @@ the engine core ("CPU Generator does not use offset"). Sampling uses the engine'
 so the two modes draw different (equally long) garbage.
 
 Prints progress, then one JSON line: {"concurrent": {...}, "sequential": {...}, "ratio_tokens_per_s": ...,
-"ratio_episodes_per_s": ..., "target": 8, "share_of_engine_ratio": ..., ...}. Exits 1 if any trajectory is malformed or any episode hit an
-infrastructure error.
+"ratio_episodes_per_s": ..., "target": 8, "share_of_engine_ratio": ..., ...}. Exits 1 if any trajectory is
+malformed or any episode hit an infrastructure error.
 
     python bench/rollout_throughput.py [--episodes 64] [--concurrency 32] [--max-turns 4] [--turn-tokens 64]
 """
@@ -354,7 +354,8 @@ def run_benchmark(args, items, chat, model_path: str, concurrency: int) -> dict:
         }  # fmt: skip
         if not args.no_engine_only:
             # Every episode's first turn as a bare request: what batching gives without the episode loop (all of
-            # them, not one wave of C: one wave lasts under a second, and its tokens/s moved by up to a third run to run).
+            # them, not one wave of C: one wave lasts under a second, and its tokens/s moved by up to a third run
+            # to run).
             prompts = [chat.prompt_ids(opening) for _, opening in items]
             turn = {
                 **episode_settings(args).sampling,

@@ -19,8 +19,7 @@ class EarlySession:
 
     def __init__(self, sandbox, env: str, env_config: dict, discovery_seed: int | None = None):
         self.sandbox = sandbox
-        kwargs = {} if discovery_seed is None else {"discovery_seed": discovery_seed}
-        self._opening = asyncio.ensure_future(sandbox.open_session(env, env_config, **kwargs))
+        self._opening = asyncio.ensure_future(sandbox.open_session(env, env_config, discovery_seed))
 
     async def id(self) -> str:
         # shielded: an episode cancelled while its session opens still gets (and closes) that session
